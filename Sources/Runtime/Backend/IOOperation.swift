@@ -1,0 +1,30 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One asynchronous operation a core hands to its backend. Every pointer stays valid until the
+/// operation's completion arrives: the awaiting task's frame owns what they point to, and an
+/// operation's continuation is resumed only by its own completion, never earlier.
+enum IOOperation {
+    case accept(fd: Int32, address: UnsafeMutablePointer<sockaddr>?, length: UnsafeMutablePointer<socklen_t>?)
+    case connect(fd: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
+    case recv(fd: Int32, buffer: UnsafeMutableRawBufferPointer, flags: Int32)
+    case send(fd: Int32, buffer: UnsafeRawBufferPointer, flags: Int32)
+    case sendmsg(fd: Int32, message: UnsafePointer<msghdr>, flags: Int32)
+    /// Waits for poll events (`POLLIN`, `POLLOUT`, ...) on any descriptor.
+    case poll(fd: Int32, events: UInt32)
+    case shutdown(fd: Int32, how: Int32)
+    case close(fd: Int32)
+    case nop
+
+    /// The descriptor the operation works on, if any.
+    var fd: Int32? {
+        switch self {
+        case .accept(let fd, _, _), .connect(let fd, _, _), .recv(let fd, _, _), .send(let fd, _, _),
+             .sendmsg(let fd, _, _), .poll(let fd, _), .shutdown(let fd, _), .close(let fd):
+            fd
+        case .nop:
+            nil
+        }
+    }
+}

@@ -1,0 +1,205 @@
+public import Glibc
+
+extension Core {
+    /// Runs one operation on the core's backend and returns its completion (`result >= 0`).
+    ///
+    /// `prepare` builds the operation; it may place what the kernel reads or writes beside the
+    /// caller's buffers in the operation's scratch memory, which `read` may inspect after the
+    /// completion. Cancelling the calling task cancels the operation in the kernel; the call
+    /// still returns only when the operation's own completion has arrived, so whatever its
+    /// pointers refer to is never touched by the kernel after the call returns.
+    ///
+    /// - Throws: `CancellationError` if the task was cancelled, ``IOError`` with `ETIMEDOUT` if
+    ///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
+    @inline(__always)
+    func perform<R>(
+        _ name: IOError.Operation, deadline: Deadline? = nil,
+        prepare: (UnsafeMutableRawPointer) -> IOOperation,
+        read: (Completion, UnsafeMutableRawPointer) -> R
+    ) async throws -> R {
+        try Task.checkCancellation()
+        let loop = self.loop
+        let id = loop.table.reserve()
+        let scratch = loop.table.scratch(id)
+        let operation = prepare(scratch)
+        if let deadline { loop.timers.schedule(id, at: deadline, action: .expire) }
+        let executor = self.executor
+        let completion = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                loop.start(id, operation, continuation: continuation)
+            }
+        } onCancel: {
+            executor.requestCancel(id)
+        }
+        defer { loop.table.release(id) }
+        if completion.result < 0 {
+            let code = -completion.result
+            if completion.timedOut { throw IOError(code: ETIMEDOUT, operation: name) }
+            if code == ECANCELED || code == EINTR {
+                if Task.isCancelled { throw CancellationError() }
+                if loop.isStopping {
+                    throw RuntimeError.shutDown("core \(index) stopped while \(name) was in flight")
+                }
+            }
+            throw IOError(code: code, operation: name)
+        }
+        return read(completion, scratch)
+    }
+
+    /// ``perform(_:deadline:prepare:read:)`` for operations that need no scratch memory.
+    @inline(__always)
+    func perform(_ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil) async throws -> Int32 {
+        try await perform(name, deadline: deadline, prepare: { _ in operation }, read: { completion, _ in completion.result })
+    }
+
+    /// Accepts one connection on a listening socket. The new socket is non-blocking and
+    /// close-on-exec.
+    public func accept(_ listener: Int32) async throws -> (fd: Int32, peer: SocketAddress) {
+        try await perform(.accept) { scratch in
+            let length = scratch.bindMemory(to: socklen_t.self, capacity: 1)
+            length.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let address = (scratch + 16).bindMemory(to: sockaddr.self, capacity: 1)
+            return .accept(fd: listener, address: address, length: length)
+        } read: { completion, scratch in
+            let length = scratch.load(as: socklen_t.self)
+            let storage = (scratch + 16).load(as: sockaddr_storage.self)
+            return (completion.result, SocketAddress(storage: storage, length: length))
+        }
+    }
+
+    /// Connects a socket to `address`, failing with `ETIMEDOUT` after `timeout`.
+    public func connect(_ fd: Int32, to address: SocketAddress, timeout: Duration? = nil) async throws {
+        let deadline = timeout.map { Deadline.now + $0 }
+        try await perform(.connect, deadline: deadline) { scratch in
+            scratch.storeBytes(of: address.storage, as: sockaddr_storage.self)
+            return .connect(fd: fd, address: UnsafePointer(scratch.assumingMemoryBound(to: sockaddr.self)), length: address.length)
+        } read: { _, _ in }
+    }
+
+    /// Creates a TCP socket and connects it to `address`; closes it again on failure.
+    public func connectTCP(to address: SocketAddress, timeout: Duration? = nil) async throws -> Int32 {
+        let fd = try Socket.makeTCP(family: address.family)
+        do {
+            try await connect(fd, to: address, timeout: timeout)
+            return fd
+        } catch {
+            Socket.closeNow(fd)
+            throw error
+        }
+    }
+
+    /// Receives into `buffer`; returns the byte count, 0 at end of stream.
+    ///
+    /// `buffer` must stay valid until the call returns (it does: the call waits for the
+    /// kernel's completion even when cancelled).
+    public func recv(
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, deadline: Deadline? = nil
+    ) async throws -> Int {
+        Int(try await perform(.recv(fd: fd, buffer: buffer, flags: flags), .recv, deadline: deadline))
+    }
+
+    /// Sends once; returns how many bytes the kernel took, which may be fewer than asked.
+    public func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws -> Int {
+        Int(try await perform(.send(fd: fd, buffer: buffer, flags: flags), .send))
+    }
+
+    /// Sends all of `buffer`, resubmitting after short writes.
+    public func sendAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws {
+        var rest = buffer
+        while !rest.isEmpty {
+            let sent = try await send(fd, rest, flags: flags)
+            if sent == 0 { throw IOError(code: EPIPE, operation: .send) }
+            rest = UnsafeRawBufferPointer(rebasing: rest[sent...])
+        }
+    }
+
+    /// One vectored send (`sendmsg`); returns how many bytes the kernel took.
+    public func send(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws -> Int {
+        try await perform(.sendmsg) { scratch in
+            var message = msghdr()
+            message.msg_iov = vectors.baseAddress
+            message.msg_iovlen = vectors.count
+            scratch.storeBytes(of: message, as: msghdr.self)
+            return .sendmsg(fd: fd, message: UnsafePointer(scratch.assumingMemoryBound(to: msghdr.self)), flags: flags)
+        } read: { completion, _ in Int(completion.result) }
+    }
+
+    /// Sends every byte of `vectors`, resubmitting after short writes. The vectors are advanced in
+    /// place past what was sent, so their contents are unspecified afterwards.
+    public func sendAll(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws {
+        var rest = vectors
+        IOVectors.dropEmpty(&rest)
+        while !rest.isEmpty {
+            let sent = try await send(fd, vectors: rest, flags: flags)
+            if sent == 0 { throw IOError(code: EPIPE, operation: .sendmsg) }
+            IOVectors.advance(&rest, by: sent)
+        }
+    }
+
+    /// Waits until `fd` has any of `events` (`POLLIN`, `POLLOUT`, ...) and returns those it has.
+    /// For descriptors the runtime does not own, such as an RDMA completion channel.
+    public func poll(_ fd: Int32, events: Int16) async throws -> Int16 {
+        Int16(truncatingIfNeeded: try await perform(.poll(fd: fd, events: UInt32(UInt16(bitPattern: events))), .poll))
+    }
+
+    /// Waits until `fd` is readable.
+    public func waitReadable(_ fd: Int32) async throws {
+        _ = try await poll(fd, events: Int16(POLLIN))
+    }
+
+    /// Waits until `fd` is writable.
+    public func waitWritable(_ fd: Int32) async throws {
+        _ = try await poll(fd, events: Int16(POLLOUT))
+    }
+
+    /// Shuts down one or both directions of a socket (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`).
+    public func shutdown(_ fd: Int32, how: Int32 = Int32(SHUT_RDWR)) async throws {
+        _ = try await perform(.shutdown(fd: fd, how: how), .shutdown)
+    }
+
+    /// Cancels every operation in flight on `fd`, then closes it.
+    ///
+    /// `close(2)` alone does not stop operations in flight (each holds a reference to the file),
+    /// so they are cancelled first; their callers get `ECANCELED` as an ``IOError``.
+    public func close(_ fd: Int32) async throws {
+        loop.backend.cancelAll(fd: fd)
+        _ = try await perform(.close(fd: fd), .close)
+    }
+
+    /// A no-op round trip through the backend (a hop through the kernel and back).
+    public func nop() async throws {
+        _ = try await perform(.nop, .poll)
+    }
+}
+
+/// Helpers for arrays of `iovec`.
+public enum IOVectors {
+    /// Advances `vectors` past `count` bytes: drops the vectors sent whole and trims the first
+    /// one sent in part.
+    public static func advance(_ vectors: inout UnsafeMutableBufferPointer<iovec>, by count: Int) {
+        var left = count
+        var first = 0
+        while first < vectors.count, left >= vectors[first].iov_len {
+            left -= vectors[first].iov_len
+            first += 1
+        }
+        vectors = UnsafeMutableBufferPointer(rebasing: vectors[first...])
+        if left > 0, !vectors.isEmpty {
+            vectors[0].iov_base = vectors[0].iov_base.map { $0 + left }
+            vectors[0].iov_len -= left
+        }
+        dropEmpty(&vectors)
+    }
+
+    /// Drops leading empty vectors.
+    static func dropEmpty(_ vectors: inout UnsafeMutableBufferPointer<iovec>) {
+        var first = 0
+        while first < vectors.count, vectors[first].iov_len == 0 { first += 1 }
+        if first > 0 { vectors = UnsafeMutableBufferPointer(rebasing: vectors[first...]) }
+    }
+
+    /// The total byte count of `vectors`.
+    public static func byteCount(_ vectors: UnsafeMutableBufferPointer<iovec>) -> Int {
+        vectors.reduce(0) { $0 + $1.iov_len }
+    }
+}

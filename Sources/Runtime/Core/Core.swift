@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One core of the runtime: an OS thread pinned to one CPU, its own io_uring ring (or epoll
+/// instance), and this actor, whose executor is the core's.
+///
+/// `Core` is the isolation domain of everything that lives on the core: connections, buffers and
+/// pools are non-Sendable objects created in a function isolated to a `Core` and, thanks to
+/// Swift 6's region checks, the compiler keeps them there. Code reaches a core through
+/// ``Runtime/run(on:_:)``, which also gives the task the core's executor preference so that
+/// every completion resumes on the core without a hop through the global pool.
+///
+/// ```swift
+/// try await runtime.run(on: 0) { core in
+///     let (fd, _) = try await core.accept(listener)
+///     let n = try await core.recv(fd, into: buffer)
+/// }
+/// ```
+public actor Core {
+    /// The core's position in ``Runtime/cores``.
+    public nonisolated let index: Int
+    /// The CPU the core's thread is pinned to, or `nil` when pinning is off.
+    public nonisolated let cpu: Int?
+    /// The core's executor; prefer it (`withTaskExecutorPreference`) to keep a task on the core.
+    public nonisolated let executor: CoreExecutor
+    /// The name of the I/O backend the core uses (`io_uring` or `epoll`).
+    public nonisolated let backendName: String
+
+    public nonisolated var unownedExecutor: UnownedSerialExecutor {
+        executor.asUnownedSerialExecutor()
+    }
+
+    init(index: Int, cpu: Int?, executor: CoreExecutor) {
+        self.index = index
+        self.cpu = cpu
+        self.executor = executor
+        self.backendName = executor.loop.backend.name
+    }
+
+    /// The loop, used only while isolated to the core (so on its thread).
+    var loop: CoreLoop { executor.loop }
+
+    /// The core's counters.
+    public var statistics: CoreStatistics {
+        var statistics = loop.statistics
+        statistics.submissionQueueFull = loop.backend.submissionQueueFullCount
+        return statistics
+    }
+
+    /// The io_uring features probed on this core's ring, or `nil` under the epoll backend.
+    public var uringFeatures: URingFeatures? {
+        (loop.backend as? URingBackend)?.features
+    }
+
+    /// Whether the caller runs on this core's thread.
+    public nonisolated var isCurrent: Bool { executor.isOnCoreThread }
+
+    /// The kernel thread id of the calling thread (for checks that code stays on its core).
+    public nonisolated static var currentThreadID: Int32 { curingThreadID() }
+
+    /// The CPU the calling thread is running on now.
+    public nonisolated static var currentCPU: Int { Int(curingCurrentCPU()) }
+}

@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+import Synchronization
+
+/// The executor of one core: both the `SerialExecutor` of the core's actor (``Core``) and the
+/// `TaskExecutor` that tasks prefer, so their I/O completions resume on the core.
+///
+/// A job enqueued on the core's own thread goes onto a plain local queue: no lock, no allocation
+/// once the queue has grown. A job from any other thread goes through the inbox (one lock) and
+/// wakes the core only if it is parked, with a Dekker-style handshake on two atomics so no
+/// wake-up is lost.
+public final class CoreExecutor: SerialExecutor, TaskExecutor,
+    // The unsafe boundary: `loop` and `thread` are written once before the executor is
+    // published and `loop` is then used only on the core's thread; the rest is atomics and a mutex.
+    @unchecked Sendable
+{
+    /// The work other threads hand to the core.
+    struct Inbox {
+        var jobs = Deque<UnownedJob>()
+        var cancels: [OperationID] = []
+        var stopRequested = false
+        /// Set by the core when it has stopped; nothing is accepted afterwards.
+        var closed = false
+    }
+
+    let inbox = Mutex(Inbox())
+    /// Items in the inbox, read without the lock by the core before it parks.
+    let pending = Atomic<Int>(0)
+    /// Set by the core just before it waits in the kernel.
+    let parked = Atomic<Bool>(false)
+    /// Jobs that arrived after the core stopped (they cannot run anywhere: reported in logs).
+    let droppedJobs = Atomic<Int>(0)
+
+    /// The core's loop; set on the core's thread before the executor is published.
+    var loop: CoreLoop!
+    /// The core's thread; set before the executor is published.
+    var thread = pthread_t()
+    var waker = Waker(fd: -1)
+
+    init() {}
+
+    /// Whether the caller runs on this core's thread.
+    @inline(__always)
+    var isOnCoreThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        if isOnCoreThread {
+            loop.jobs.append(job)
+        } else {
+            enqueueRemote(.job(job))
+        }
+    }
+
+    enum RemoteItem {
+        case job(UnownedJob)
+        case cancel(OperationID)
+        case stop
+    }
+
+    /// Hands an item to the core from another thread; returns false once the core has stopped.
+    @discardableResult
+    func enqueueRemote(_ item: RemoteItem) -> Bool {
+        inbox.withLock { inbox in
+            guard !inbox.closed else {
+                if case .job = item { droppedJobs.add(1, ordering: .relaxed) }
+                return false
+            }
+            switch item {
+            case .job(let job): inbox.jobs.append(job)
+            case .cancel(let id): inbox.cancels.append(id)
+            case .stop: inbox.stopRequested = true
+            }
+            pending.add(1, ordering: .sequentiallyConsistent)
+            // Under the lock: the core closes the eventfd only after setting `closed` under it.
+            if parked.exchange(false, ordering: .sequentiallyConsistent) {
+                waker.wake()
+            }
+            return true
+        }
+    }
+
+    /// Cancels an operation of this core from any thread (a task's cancellation handler).
+    func requestCancel(_ id: OperationID) {
+        if isOnCoreThread {
+            loop.cancel(id)
+        } else {
+            enqueueRemote(.cancel(id))
+        }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+
+    public func isSameExclusiveExecutionContext(other: CoreExecutor) -> Bool {
+        self === other
+    }
+
+    public func checkIsolated() {
+        precondition(isOnCoreThread, "not on core \(loop?.index ?? -1)'s thread")
+    }
+
+    public func isIsolatingCurrentContext() -> Bool? {
+        isOnCoreThread
+    }
+}

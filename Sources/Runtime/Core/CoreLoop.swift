@@ -1,0 +1,180 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+import Synchronization
+
+/// The event loop of one core: runs jobs, hands operations to the backend, reaps completions,
+/// fires timers and parks in the kernel when there is nothing to do. Confined to the core's
+/// thread; other threads reach it only through its executor's inbox.
+final class CoreLoop {
+    let index: Int
+    let cpu: Int?
+    let backend: any IOBackend
+    unowned(unsafe) let executor: CoreExecutor
+
+    // Hot state, touched only on this thread: dynamic exclusivity checks would cost ~30 % of a
+    // job hop here (see ../shared/notes), and the thread confinement makes them pointless.
+    @exclusivity(unchecked) var jobs = Deque<UnownedJob>()
+    @exclusivity(unchecked) var table = OperationTable()
+    @exclusivity(unchecked) var timers = TimerQueue()
+    @exclusivity(unchecked) var statistics = CoreStatistics()
+    private var stopping = false
+    /// Whether the core is stopping: new operations end at once with `ECANCELED`.
+    var isStopping: Bool { stopping }
+
+    init(index: Int, cpu: Int?, backend: any IOBackend, executor: CoreExecutor) {
+        self.index = index
+        self.cpu = cpu
+        self.backend = backend
+        self.executor = executor
+        jobs.reserveCapacity(1024)
+    }
+
+    // MARK: Operations
+
+    /// Starts a reserved operation; its completion resumes `continuation`.
+    func start(_ id: OperationID, _ operation: IOOperation, continuation: UnsafeContinuation<Completion, Never>) {
+        table.begin(id, state: .inFlight, continuation: continuation)
+        if table.isCancelRequested(id) || stopping {
+            complete(token: id.token, result: -ECANCELED, flags: 0)
+            return
+        }
+        backend.submit(operation, token: id.token)
+    }
+
+    /// Starts a sleep until `deadline`.
+    func startSleep(_ id: OperationID, until deadline: Deadline, continuation: UnsafeContinuation<Completion, Never>) {
+        table.begin(id, state: .sleeping, continuation: continuation)
+        if table.isCancelRequested(id) || stopping {
+            complete(token: id.token, result: -ECANCELED, flags: 0)
+            return
+        }
+        timers.schedule(id, at: deadline, action: .wake)
+    }
+
+    /// Cancels an operation or sleep of this core; ignored if it has already ended.
+    func cancel(_ id: OperationID) {
+        switch table.state(of: id) {
+        case .reserved?:
+            table.markCancelRequested(id)
+        case .inFlight?:
+            if !table.isCancelRequested(id) {
+                table.markCancelRequested(id)
+                backend.cancel(token: id.token)
+            }
+        case .sleeping?:
+            complete(token: id.token, result: -ECANCELED, flags: 0)
+        case .completed?, .free?, nil:
+            break
+        }
+    }
+
+    /// Delivers one completion to its operation's continuation.
+    func complete(token: UInt64, result: Int32, flags: UInt32) {
+        let id = OperationID(token: token)
+        switch table.state(of: id) {
+        case .inFlight?, .sleeping?, .reserved?: break
+        default: return
+        }
+        let (continuation, completion) = table.finish(id, result: result, flags: flags)
+        statistics.operationsCompleted &+= 1
+        continuation?.resume(returning: completion)
+    }
+
+    private func fireTimers() {
+        let now = Deadline.now.nanoseconds
+        while let entry = timers.popDue(now: now) {
+            switch (table.state(of: entry.operation), entry.action) {
+            case (.sleeping?, .wake):
+                complete(token: entry.operation.token, result: 0, flags: 0)
+            case (.inFlight?, .expire):
+                table.markTimedOut(entry.operation)
+                cancel(entry.operation)
+            case (.reserved?, .expire):
+                table.markTimedOut(entry.operation)
+                table.markCancelRequested(entry.operation)
+            default:
+                break // the operation ended before its deadline
+            }
+        }
+    }
+
+    // MARK: The loop
+
+    private func drainInbox() {
+        let (jobs, cancels, stop) = executor.inbox.withLock { inbox in
+            let taken = (inbox.jobs, inbox.cancels, inbox.stopRequested)
+            inbox.jobs.removeAll(keepingCapacity: true)
+            inbox.cancels.removeAll(keepingCapacity: true)
+            executor.pending.store(0, ordering: .sequentiallyConsistent)
+            return taken
+        }
+        statistics.remoteJobs &+= jobs.count
+        self.jobs.append(contentsOf: jobs)
+        for id in cancels { cancel(id) }
+        if stop && !stopping { beginStopping() }
+    }
+
+    private func beginStopping() {
+        stopping = true
+        for id in table.inFlight { cancel(id) }
+        for id in table.sleeping { complete(token: id.token, result: -ECANCELED, flags: 0) }
+    }
+
+    private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [unowned self] token, result, flags in
+        self.complete(token: token, result: result, flags: flags)
+    }
+
+    /// Runs until asked to stop and every operation has ended.
+    func run() {
+        let serial = executor.asUnownedSerialExecutor()
+        let taskExecutor = executor.asUnownedTaskExecutor()
+        let handler = completionHandler
+        while true {
+            if executor.pending.load(ordering: .sequentiallyConsistent) > 0 { drainInbox() }
+
+            // Run the jobs queued now; jobs they enqueue run next round, after I/O is reaped.
+            var budget = jobs.count
+            while budget > 0, let job = jobs.popFirst() {
+                budget -= 1
+                statistics.jobsRun &+= 1
+                job.runSynchronously(isolatedTo: serial, taskExecutor: taskExecutor)
+            }
+
+            if !timers.isEmpty { fireTimers() }
+
+            if !jobs.isEmpty || executor.pending.load(ordering: .relaxed) > 0 {
+                backend.poll(timeout: nil, handler)
+                continue
+            }
+            if stopping && table.activeCount == 0 { break }
+
+            executor.parked.store(true, ordering: .sequentiallyConsistent)
+            if executor.pending.load(ordering: .sequentiallyConsistent) > 0 {
+                executor.parked.store(false, ordering: .relaxed)
+                continue
+            }
+            var timeout = UInt64.max
+            if let earliest = timers.earliest {
+                let now = Deadline.now.nanoseconds
+                timeout = earliest > now ? earliest - now : 0
+            }
+            statistics.parks &+= 1
+            backend.poll(timeout: timeout, handler)
+            executor.parked.store(false, ordering: .relaxed)
+        }
+        executor.inbox.withLock { inbox in
+            inbox.closed = true
+            // Jobs that slipped in before `closed` still run, so no task is left hanging.
+            self.jobs.append(contentsOf: inbox.jobs)
+            inbox.jobs.removeAll()
+        }
+        while let job = jobs.popFirst() {
+            job.runSynchronously(isolatedTo: serial, taskExecutor: taskExecutor)
+        }
+        statistics.submissionQueueFull = backend.submissionQueueFullCount
+        backend.close()
+        table.deallocate()
+    }
+}

@@ -1,0 +1,17 @@
+/// Counters of one core, for tests, benchmarks and metrics.
+public struct CoreStatistics: Sendable, Hashable {
+    /// Jobs run on the core.
+    public var jobsRun = 0
+    /// Jobs that arrived from other threads.
+    public var remoteJobs = 0
+    /// Times the core parked in the kernel.
+    public var parks = 0
+    /// Operations completed.
+    public var operationsCompleted = 0
+    /// Times a submission found the submission queue full and the core submitted, reaped and
+    /// retried.
+    public var submissionQueueFull = 0
+
+    /// All zero.
+    public init() {}
+}

@@ -1,0 +1,148 @@
+/// Identifies one operation in flight on a core: a slot index plus the slot's generation, so a
+/// late cancel or timer aimed at a slot that has since been reused is recognised and ignored.
+struct OperationID: Hashable, Sendable {
+    let index: UInt32
+    let generation: UInt32
+
+    /// The 64-bit token the backend carries as the operation's `user_data`.
+    var token: UInt64 { UInt64(generation) << 32 | UInt64(index) }
+
+    init(index: UInt32, generation: UInt32) {
+        self.index = index
+        self.generation = generation
+    }
+
+    init(token: UInt64) {
+        self.index = UInt32(truncatingIfNeeded: token)
+        self.generation = UInt32(truncatingIfNeeded: token >> 32)
+    }
+}
+
+/// How an operation ended: the syscall's result or `-errno`, the completion's flags, and whether
+/// its own deadline (not its task's cancellation) ended it.
+struct Completion {
+    var result: Int32
+    var flags: UInt32 = 0
+    var timedOut = false
+}
+
+/// The core's table of operations in flight. Slots are reused (no allocation per operation at
+/// steady state); each holds the continuation its completion resumes. Used on the core's thread
+/// only.
+struct OperationTable {
+    enum State: UInt8 {
+        case free
+        /// Reserved by a caller that has not started the operation yet.
+        case reserved
+        /// Handed to the backend; its completion will come.
+        case inFlight
+        /// A sleep, kept in the timer queue rather than the backend.
+        case sleeping
+        /// Completed; the slot (and its scratch memory) stays with its caller until released.
+        case completed
+    }
+
+    struct Slot {
+        var generation: UInt32 = 1
+        var state: State = .free
+        var cancelRequested = false
+        var timedOut = false
+        var continuation: UnsafeContinuation<Completion, Never>?
+    }
+
+    private(set) var slots: [Slot] = []
+    private var freeList: [UInt32] = []
+    private var scratchChunks: [UnsafeMutableRawPointer] = []
+    /// Bytes of scratch memory per slot: room for a `sockaddr_storage` (128) and a `msghdr` (56).
+    static let scratchSize = 256
+    private static let slotsPerChunk = 256
+    /// Operations reserved, in flight or sleeping.
+    private(set) var activeCount = 0
+
+    mutating func reserve() -> OperationID {
+        let index: UInt32
+        if let reused = freeList.popLast() {
+            index = reused
+        } else {
+            index = UInt32(slots.count)
+            slots.append(Slot())
+            if slots.count > scratchChunks.count * Self.slotsPerChunk {
+                let chunk = UnsafeMutableRawPointer.allocate(
+                    byteCount: Self.scratchSize * Self.slotsPerChunk, alignment: 16)
+                scratchChunks.append(chunk)
+            }
+        }
+        slots[Int(index)].state = .reserved
+        slots[Int(index)].cancelRequested = false
+        slots[Int(index)].timedOut = false
+        activeCount += 1
+        return OperationID(index: index, generation: slots[Int(index)].generation)
+    }
+
+    /// Memory that belongs to the operation until it is released: for what the kernel reads or
+    /// writes beside the caller's buffer (an address, a `msghdr`). It never moves.
+    func scratch(_ id: OperationID) -> UnsafeMutableRawPointer {
+        let i = Int(id.index)
+        return scratchChunks[i / Self.slotsPerChunk] + (i % Self.slotsPerChunk) * Self.scratchSize
+    }
+
+    /// Frees the scratch chunks. Called once, when the core stops.
+    mutating func deallocate() {
+        for chunk in scratchChunks { chunk.deallocate() }
+        scratchChunks.removeAll()
+    }
+
+    /// The slot's state if `id` still names it, else `nil` (the operation has ended).
+    func state(of id: OperationID) -> State? {
+        guard Int(id.index) < slots.count else { return nil }
+        let slot = slots[Int(id.index)]
+        return slot.generation == id.generation && slot.state != .free ? slot.state : nil
+    }
+
+    func isCancelRequested(_ id: OperationID) -> Bool { slots[Int(id.index)].cancelRequested }
+
+    mutating func markCancelRequested(_ id: OperationID) { slots[Int(id.index)].cancelRequested = true }
+
+    mutating func markTimedOut(_ id: OperationID) { slots[Int(id.index)].timedOut = true }
+
+    mutating func begin(_ id: OperationID, state: State, continuation: UnsafeContinuation<Completion, Never>) {
+        slots[Int(id.index)].state = state
+        slots[Int(id.index)].continuation = continuation
+    }
+
+    /// Ends the operation and returns what to resume. Cancels and timers no longer act on it; the
+    /// slot stays with its caller until ``release(_:)``.
+    mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (UnsafeContinuation<Completion, Never>?, Completion) {
+        let i = Int(id.index)
+        let continuation = slots[i].continuation
+        let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
+        slots[i].continuation = nil
+        slots[i].state = .completed
+        return (continuation, completion)
+    }
+
+    /// Returns a completed slot for reuse, with a new generation so stale cancels and timers
+    /// aimed at it are recognised.
+    mutating func release(_ id: OperationID) {
+        let i = Int(id.index)
+        slots[i].state = .free
+        slots[i].generation &+= 1
+        if slots[i].generation == 0 { slots[i].generation = 1 }
+        freeList.append(id.index)
+        activeCount -= 1
+    }
+
+    /// Every operation handed to the backend and not yet completed.
+    var inFlight: [OperationID] {
+        slots.indices.compactMap { i in
+            slots[i].state == .inFlight ? OperationID(index: UInt32(i), generation: slots[i].generation) : nil
+        }
+    }
+
+    /// Every sleep not yet ended.
+    var sleeping: [OperationID] {
+        slots.indices.compactMap { i in
+            slots[i].state == .sleeping ? OperationID(index: UInt32(i), generation: slots[i].generation) : nil
+        }
+    }
+}

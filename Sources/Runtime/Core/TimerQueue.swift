@@ -1,0 +1,52 @@
+import HeapModule
+
+/// A core's timers: sleeps and operation deadlines, ordered by deadline in a min-heap.
+///
+/// The core waits in the kernel until the earliest one (`io_uring_submit_and_wait_timeout` or
+/// `epoll_wait`'s timeout), so no timer goes through Dispatch and a core with none armed waits
+/// with no timeout at all. Entries whose operation ended early stay until their time and are then
+/// dropped (their generation no longer matches).
+struct TimerQueue {
+    enum Action {
+        /// End a sleep.
+        case wake
+        /// Cancel an operation that is still in flight and mark it timed out.
+        case expire
+    }
+
+    struct Entry: Comparable {
+        let deadline: UInt64
+        let sequence: UInt64
+        let operation: OperationID
+        let action: Action
+
+        static func < (lhs: Entry, rhs: Entry) -> Bool {
+            (lhs.deadline, lhs.sequence) < (rhs.deadline, rhs.sequence)
+        }
+        static func == (lhs: Entry, rhs: Entry) -> Bool {
+            lhs.deadline == rhs.deadline && lhs.sequence == rhs.sequence
+        }
+    }
+
+    private var heap = Heap<Entry>()
+    private var sequence: UInt64 = 0
+
+    var isEmpty: Bool { heap.isEmpty }
+    var count: Int { heap.count }
+
+    /// The earliest deadline, in monotonic nanoseconds.
+    var earliest: UInt64? { heap.min?.deadline }
+
+    mutating func schedule(_ operation: OperationID, at deadline: Deadline, action: Action) {
+        sequence &+= 1
+        heap.insert(Entry(deadline: deadline.nanoseconds, sequence: sequence, operation: operation, action: action))
+    }
+
+    /// Removes and returns the next entry due at or before `now`.
+    mutating func popDue(now: UInt64) -> Entry? {
+        guard let first = heap.min, first.deadline <= now else { return nil }
+        return heap.removeMin()
+    }
+
+    mutating func removeAll() { heap = Heap() }
+}
