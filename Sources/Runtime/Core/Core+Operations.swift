@@ -1,6 +1,19 @@
 public import Glibc
 
+/// I/O on a core. These methods are `nonisolated` and, under `NonisolatedNonsendingByDefault`,
+/// run on their caller's executor: any code running on the core (isolated to it, or a task that
+/// prefers its executor) calls them directly, with non-Sendable buffers, and no hop. Called from
+/// another thread they throw ``RuntimeError/notOnCore(_:)``.
 extension Core {
+    /// The loop, for a caller on this core's thread.
+    @inline(__always)
+    nonisolated func loopOnThisThread(_ name: IOError.Operation) throws -> CoreLoop {
+        guard executor.isOnCoreThread else {
+            throw RuntimeError.notOnCore("\(name) called off core \(index)'s thread; use Runtime.run(on:)")
+        }
+        return executor.loop
+    }
+
     /// Runs one operation on the core's backend and returns its completion (`result >= 0`).
     ///
     /// `prepare` builds the operation; it may place what the kernel reads or writes beside the
@@ -12,13 +25,13 @@ extension Core {
     /// - Throws: `CancellationError` if the task was cancelled, ``IOError`` with `ETIMEDOUT` if
     ///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
     @inline(__always)
-    func perform<R>(
+    nonisolated func perform<R>(
         _ name: IOError.Operation, deadline: Deadline? = nil,
         prepare: (UnsafeMutableRawPointer) -> IOOperation,
         read: (Completion, UnsafeMutableRawPointer) -> R
     ) async throws -> R {
         try Task.checkCancellation()
-        let loop = self.loop
+        let loop = try loopOnThisThread(name)
         let id = loop.table.reserve()
         let scratch = loop.table.scratch(id)
         let operation = prepare(scratch)
@@ -48,13 +61,13 @@ extension Core {
 
     /// ``perform(_:deadline:prepare:read:)`` for operations that need no scratch memory.
     @inline(__always)
-    func perform(_ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil) async throws -> Int32 {
+    nonisolated func perform(_ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil) async throws -> Int32 {
         try await perform(name, deadline: deadline, prepare: { _ in operation }, read: { completion, _ in completion.result })
     }
 
     /// Accepts one connection on a listening socket. The new socket is non-blocking and
     /// close-on-exec.
-    public func accept(_ listener: Int32) async throws -> (fd: Int32, peer: SocketAddress) {
+    public nonisolated func accept(_ listener: Int32) async throws -> (fd: Int32, peer: SocketAddress) {
         try await perform(.accept) { scratch in
             let length = scratch.bindMemory(to: socklen_t.self, capacity: 1)
             length.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -68,7 +81,7 @@ extension Core {
     }
 
     /// Connects a socket to `address`, failing with `ETIMEDOUT` after `timeout`.
-    public func connect(_ fd: Int32, to address: SocketAddress, timeout: Duration? = nil) async throws {
+    public nonisolated func connect(_ fd: Int32, to address: SocketAddress, timeout: Duration? = nil) async throws {
         let deadline = timeout.map { Deadline.now + $0 }
         try await perform(.connect, deadline: deadline) { scratch in
             scratch.storeBytes(of: address.storage, as: sockaddr_storage.self)
@@ -77,7 +90,7 @@ extension Core {
     }
 
     /// Creates a TCP socket and connects it to `address`; closes it again on failure.
-    public func connectTCP(to address: SocketAddress, timeout: Duration? = nil) async throws -> Int32 {
+    public nonisolated func connectTCP(to address: SocketAddress, timeout: Duration? = nil) async throws -> Int32 {
         let fd = try Socket.makeTCP(family: address.family)
         do {
             try await connect(fd, to: address, timeout: timeout)
@@ -92,19 +105,19 @@ extension Core {
     ///
     /// `buffer` must stay valid until the call returns (it does: the call waits for the
     /// kernel's completion even when cancelled).
-    public func recv(
+    public nonisolated func recv(
         _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, deadline: Deadline? = nil
     ) async throws -> Int {
         Int(try await perform(.recv(fd: fd, buffer: buffer, flags: flags), .recv, deadline: deadline))
     }
 
     /// Sends once; returns how many bytes the kernel took, which may be fewer than asked.
-    public func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws -> Int {
+    public nonisolated func send(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws -> Int {
         Int(try await perform(.send(fd: fd, buffer: buffer, flags: flags), .send))
     }
 
     /// Sends all of `buffer`, resubmitting after short writes.
-    public func sendAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws {
+    public nonisolated func sendAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, flags: Int32 = 0) async throws {
         var rest = buffer
         while !rest.isEmpty {
             let sent = try await send(fd, rest, flags: flags)
@@ -114,7 +127,7 @@ extension Core {
     }
 
     /// One vectored send (`sendmsg`); returns how many bytes the kernel took.
-    public func send(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws -> Int {
+    public nonisolated func send(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws -> Int {
         try await perform(.sendmsg) { scratch in
             var message = msghdr()
             message.msg_iov = vectors.baseAddress
@@ -126,7 +139,7 @@ extension Core {
 
     /// Sends every byte of `vectors`, resubmitting after short writes. The vectors are advanced in
     /// place past what was sent, so their contents are unspecified afterwards.
-    public func sendAll(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws {
+    public nonisolated func sendAll(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws {
         var rest = vectors
         IOVectors.dropEmpty(&rest)
         while !rest.isEmpty {
@@ -138,22 +151,22 @@ extension Core {
 
     /// Waits until `fd` has any of `events` (`POLLIN`, `POLLOUT`, ...) and returns those it has.
     /// For descriptors the runtime does not own, such as an RDMA completion channel.
-    public func poll(_ fd: Int32, events: Int16) async throws -> Int16 {
+    public nonisolated func poll(_ fd: Int32, events: Int16) async throws -> Int16 {
         Int16(truncatingIfNeeded: try await perform(.poll(fd: fd, events: UInt32(UInt16(bitPattern: events))), .poll))
     }
 
     /// Waits until `fd` is readable.
-    public func waitReadable(_ fd: Int32) async throws {
+    public nonisolated func waitReadable(_ fd: Int32) async throws {
         _ = try await poll(fd, events: Int16(POLLIN))
     }
 
     /// Waits until `fd` is writable.
-    public func waitWritable(_ fd: Int32) async throws {
+    public nonisolated func waitWritable(_ fd: Int32) async throws {
         _ = try await poll(fd, events: Int16(POLLOUT))
     }
 
     /// Shuts down one or both directions of a socket (`SHUT_RD`, `SHUT_WR`, `SHUT_RDWR`).
-    public func shutdown(_ fd: Int32, how: Int32 = Int32(SHUT_RDWR)) async throws {
+    public nonisolated func shutdown(_ fd: Int32, how: Int32 = Int32(SHUT_RDWR)) async throws {
         _ = try await perform(.shutdown(fd: fd, how: how), .shutdown)
     }
 
@@ -161,13 +174,13 @@ extension Core {
     ///
     /// `close(2)` alone does not stop operations in flight (each holds a reference to the file),
     /// so they are cancelled first; their callers get `ECANCELED` as an ``IOError``.
-    public func close(_ fd: Int32) async throws {
-        loop.backend.cancelAll(fd: fd)
+    public nonisolated func close(_ fd: Int32) async throws {
+        try loopOnThisThread(.close).backend.cancelAll(fd: fd)
         _ = try await perform(.close(fd: fd), .close)
     }
 
     /// A no-op round trip through the backend (a hop through the kernel and back).
-    public func nop() async throws {
+    public nonisolated func nop() async throws {
         _ = try await perform(.nop, .poll)
     }
 }

@@ -2,9 +2,9 @@ extension Core {
     /// Suspends the calling task until `deadline`, on the core's own timers.
     ///
     /// - Throws: `CancellationError` if the task is cancelled first.
-    public func sleep(until deadline: Deadline) async throws {
+    public nonisolated func sleep(until deadline: Deadline) async throws {
         try Task.checkCancellation()
-        let loop = self.loop
+        let loop = try loopOnThisThread(.poll)
         let id = loop.table.reserve()
         let executor = self.executor
         let completion = await withTaskCancellationHandler {
@@ -22,7 +22,7 @@ extension Core {
     }
 
     /// Suspends the calling task for `duration`, on the core's own timers.
-    public func sleep(for duration: Duration) async throws {
+    public nonisolated func sleep(for duration: Duration) async throws {
         try await sleep(until: .now + duration)
     }
 }

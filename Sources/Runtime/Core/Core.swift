@@ -39,12 +39,13 @@ public actor Core {
     }
 
     /// The loop, used only while isolated to the core (so on its thread).
-    var loop: CoreLoop { executor.loop }
+    nonisolated var loop: CoreLoop { executor.loop }
 
     /// The core's counters.
     public var statistics: CoreStatistics {
         var statistics = loop.statistics
         statistics.submissionQueueFull = loop.backend.submissionQueueFullCount
+        statistics.pendingOperations = loop.table.activeCount
         return statistics
     }
 

@@ -11,6 +11,8 @@ public struct CoreStatistics: Sendable, Hashable {
     /// Times a submission found the submission queue full and the core submitted, reaped and
     /// retried.
     public var submissionQueueFull = 0
+    /// Operations and sleeps started and not yet ended, now.
+    public var pendingOperations = 0
 
     /// All zero.
     public init() {}

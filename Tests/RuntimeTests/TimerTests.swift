@@ -1,0 +1,54 @@
+import NetRuntime
+import Testing
+
+@Suite("Core timers", .timeLimit(.minutes(1)))
+struct TimerTests {
+    @Test("Sleeps end in deadline order, never before their deadline")
+    func order() async throws {
+        try await withRuntime { runtime in
+            let (order, early) = try await runtime.run(on: 0) { core in
+                let start = Deadline.now
+                let deadlines = [30, 10, 20, 0].map { start + .milliseconds($0) }
+                return try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                    for deadline in deadlines {
+                        group.addTask {
+                            try await core.sleep(until: deadline)
+                            return (Int((deadline.nanoseconds - start.nanoseconds) / 1_000_000), Deadline.now < deadline)
+                        }
+                    }
+                    var order: [Int] = []
+                    var early = false
+                    for try await (ms, wasEarly) in group {
+                        order.append(ms)
+                        early = early || wasEarly
+                    }
+                    return (order, early)
+                }
+            }
+            #expect(order == [0, 10, 20, 30])
+            #expect(!early)
+        }
+    }
+
+    @Test("A recv with a deadline fails with ETIMEDOUT when nothing arrives")
+    func recvDeadline() async throws {
+        try await withRuntime { runtime in
+            let (a, b) = try Socket.pair()
+            defer { Socket.closeNow(a); Socket.closeNow(b) }
+            let error = try await runtime.run(on: 0) { core in
+                let buffer = RawBuffer(count: 8)
+                return await caught {
+                    _ = try await core.recv(a, into: buffer.bytes, deadline: .now + .milliseconds(20))
+                }
+            }
+            #expect((error as? IOError)?.isTimeout == true)
+        }
+    }
+
+    @Test("Deadline arithmetic saturates")
+    func deadlineArithmetic() {
+        #expect(Deadline(nanoseconds: .max - 5) + .seconds(1) == .distantFuture)
+        #expect(Deadline(nanoseconds: 5) + .nanoseconds(-10) == Deadline(nanoseconds: 0))
+        #expect(Deadline(nanoseconds: 1_000) + .microseconds(1) == Deadline(nanoseconds: 2_000))
+    }
+}
