@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import NetRuntime
+
+/// Serves an echo on every core of this process until killed and prints `LISTENING port=N`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run an echo server for `run`.")
+
+    @Option(help: "Layer: runtime (raw sockets).") var layer: Layer = .runtime
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port; 0 picks one.") var port = 0
+
+    func run() async throws {
+        let runtime = try Runtime()
+        defer { runtime.shutdown() }
+        guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
+        // One listener per core on one port (SO_REUSEPORT): the kernel spreads connections.
+        let first = try Socket.listenTCP(on: address, reusePort: true)
+        var listeners = [first.fd]
+        for _ in 1..<runtime.cores.count {
+            listeners.append(try Socket.listenTCP(on: first.address, reusePort: true).fd)
+        }
+        print("LISTENING port=\(first.address.port)")
+        fflush(nil)
+        let fds = listeners
+        _ = try await runtime.runOnEveryCore { core in
+            try await RuntimeEcho.serve(listener: fds[core.index], on: core)
+        }
+    }
+}
+
+/// The raw-socket echo: bytes go back as they come.
+enum RuntimeEcho {
+    static func serve(listener: Int32, on core: isolated Core) async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            while true {
+                let (fd, _) = try await core.accept(listener)
+                try Socket.setNoDelay(fd)
+                group.addTask {
+                    await echo(fd, on: core)
+                }
+            }
+        }
+    }
+
+    static func echo(_ fd: Int32, on core: Core) async {
+        let buffer = BenchBuffer(count: 64 * 1024)
+        do {
+            while true {
+                let n = try await core.recv(fd, into: buffer.bytes)
+                if n == 0 { break }
+                try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer.bytes[..<n]))
+            }
+        } catch {}
+        try? await core.close(fd)
+    }
+}

@@ -1,0 +1,43 @@
+# swift-net: `make test` installs what a fresh Debian 12 machine lacks, builds, and runs every
+# test suite under both runtime backends (then the RDMA suites in a soft-RoCE guest, once they
+# exist). `make run` runs the demo. Swift 6.3 itself comes from swift.org, not from apt.
+
+SHELL := /bin/bash
+SWIFT ?= swift
+APT_PACKAGES := pkg-config liburing-dev libibverbs-dev librdmacm-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps build test test-uring test-epoll test-rdma run bench clean
+
+deps:
+	@$(SWIFT) --version 2>/dev/null | grep -q 'Swift version 6' || { \
+	  echo "Swift 6.3 is needed on PATH: get it from https://www.swift.org/install/linux/ (Debian's 'swift' package is an unrelated program)." >&2; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build --build-tests
+
+test: build test-uring test-epoll test-rdma
+
+test-uring:
+	NET_RUNTIME_BACKEND=io_uring $(SWIFT) test --skip-build
+
+test-epoll:
+	NET_RUNTIME_BACKEND=epoll $(SWIFT) test --skip-build
+
+# The RDMA suites run in an emulated guest with a real soft-RoCE device (scripts/rdma-vm).
+test-rdma:
+	@if [ -d Tests/RDMATests ]; then scripts/rdma-tests; else echo "test-rdma: no RDMA suites yet"; fi
+
+run: deps
+	$(SWIFT) run net-bench demo
+
+bench: deps
+	$(SWIFT) build -c release --product net-bench
+
+clean:
+	rm -rf .build
