@@ -24,6 +24,39 @@ struct Hop: AsyncParsableCommand {
         result(peer: "swift-net-core", workload: "hop", value: coreMedian, unit: "ns_per_hop", p99us: nil, n: count * repeats)
         result(peer: "swift-global", workload: "hop", value: globalMedian, unit: "ns_per_hop", p99us: nil, n: count * repeats)
         note("# hop ns per run: core \(core.map(format)) global \(global.map(format))")
+        // Jobs the core runs per hop, and the cost of a no-op round trip through the ring.
+        let (jobsPerHop, nopNs, jobsPerNop) = try await runtime.run(on: 0) { core in
+            let before = core.statistics.jobsRun
+            _ = await Self.measure(count)
+            let jobsPerHop = Double(core.statistics.jobsRun - before) / Double(count)
+            let mid = core.statistics.jobsRun
+            let midIsolated = core.statistics.isolatedJobsRun
+            let start = Deadline.now
+            for _ in 0..<count { try await core.nop() }
+            note("# isolated nop: \(Double(core.statistics.isolatedJobsRun - midIsolated) / Double(count)) isolated jobs per nop")
+            let nopNs = Double(Deadline.now.nanoseconds - start.nanoseconds) / Double(count)
+            return (jobsPerHop, nopNs, Double(core.statistics.jobsRun - mid) / Double(count))
+        }
+        note("# core (isolated): \(format(jobsPerHop)) jobs per hop; ring no-op round trip \(format(nopNs)) ns, \(format(jobsPerNop)) jobs per no-op")
+        let core0 = runtime.cores[0]
+        let (a, b, c, d) = try await withTaskExecutorPreference(core0.executor) {
+            try await Self.nonisolatedProbe(core0, count)
+        }
+        note("# core (nonisolated, preference): hop \(format(a)) ns, \(format(b)) jobs per hop; no-op \(format(c)) ns, \(format(d)) jobs per no-op")
+    }
+
+    @concurrent
+    static func nonisolatedProbe(_ core: Core, _ count: Int) async throws -> (Double, Double, Double, Double) {
+        let before = await core.statistics.jobsRun
+        let start = Deadline.now
+        for _ in 0..<count { await Task.yield() }
+        let hop = Double(Deadline.now.nanoseconds - start.nanoseconds) / Double(count)
+        let mid = await core.statistics.jobsRun
+        let start2 = Deadline.now
+        for _ in 0..<count { try await core.nop() }
+        let nop = Double(Deadline.now.nanoseconds - start2.nanoseconds) / Double(count)
+        let end = await core.statistics.jobsRun
+        return (hop, Double(mid - before) / Double(count), nop, Double(end - mid) / Double(count))
     }
 
     /// Yields `count` times: each yield suspends the task and enqueues it on its executor again.

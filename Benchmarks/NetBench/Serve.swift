@@ -45,11 +45,12 @@ enum RuntimeEcho {
         }
     }
 
+    @concurrent
     static func echo(_ fd: Int32, on core: Core) async {
         let buffer = BenchBuffer(count: 64 * 1024)
         do {
             while true {
-                let n = try await core.recv(fd, into: buffer.bytes)
+                let n = try await core.recv(fd, into: buffer.bytes, pollFirst: true)
                 if n == 0 { break }
                 try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer.bytes[..<n]))
             }

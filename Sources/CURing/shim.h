@@ -31,11 +31,14 @@ static const unsigned CURING_TIMEOUT_ABS = IORING_TIMEOUT_ABS;
 static const unsigned CURING_SETUP_COOP_TASKRUN = IORING_SETUP_COOP_TASKRUN;
 static const unsigned CURING_SETUP_TASKRUN_FLAG = IORING_SETUP_TASKRUN_FLAG;
 static const unsigned CURING_SETUP_SINGLE_ISSUER = IORING_SETUP_SINGLE_ISSUER;
+static const unsigned CURING_SETUP_DEFER_TASKRUN = IORING_SETUP_DEFER_TASKRUN;
 static const unsigned CURING_SETUP_CQSIZE = IORING_SETUP_CQSIZE;
 static const unsigned CURING_SETUP_SUBMIT_ALL = IORING_SETUP_SUBMIT_ALL;
 static const unsigned CURING_FEAT_NODROP = IORING_FEAT_NODROP;
 static const unsigned CURING_FEAT_EXT_ARG = IORING_FEAT_EXT_ARG;
 static const unsigned CURING_CQE_F_MORE = IORING_CQE_F_MORE;
+static const unsigned CURING_CQE_F_SOCK_NONEMPTY = IORING_CQE_F_SOCK_NONEMPTY;
+static const unsigned CURING_RECVSEND_POLL_FIRST = IORING_RECVSEND_POLL_FIRST;
 
 // GNU-only calls, made as raw syscalls so no _GNU_SOURCE declaration can clash with them.
 

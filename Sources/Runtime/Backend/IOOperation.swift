@@ -8,7 +8,9 @@ import Glibc
 enum IOOperation {
     case accept(fd: Int32, address: UnsafeMutablePointer<sockaddr>?, length: UnsafeMutablePointer<socklen_t>?)
     case connect(fd: Int32, address: UnsafePointer<sockaddr>, length: socklen_t)
-    case recv(fd: Int32, buffer: UnsafeMutableRawBufferPointer, flags: Int32)
+    /// `pollFirst`: wait for readability before trying (saves a failed attempt when no data is
+    /// expected yet, as in a ping-pong).
+    case recv(fd: Int32, buffer: UnsafeMutableRawBufferPointer, flags: Int32, pollFirst: Bool)
     case send(fd: Int32, buffer: UnsafeRawBufferPointer, flags: Int32)
     case sendmsg(fd: Int32, message: UnsafePointer<msghdr>, flags: Int32)
     /// Waits for poll events (`POLLIN`, `POLLOUT`, ...) on any descriptor.
@@ -20,7 +22,7 @@ enum IOOperation {
     /// The descriptor the operation works on, if any.
     var fd: Int32? {
         switch self {
-        case .accept(let fd, _, _), .connect(let fd, _, _), .recv(let fd, _, _), .send(let fd, _, _),
+        case .accept(let fd, _, _), .connect(let fd, _, _), .recv(let fd, _, _, _), .send(let fd, _, _),
              .sendmsg(let fd, _, _), .poll(let fd, _), .shutdown(let fd, _), .close(let fd):
             fd
         case .nop:

@@ -105,10 +105,13 @@ extension Core {
     ///
     /// `buffer` must stay valid until the call returns (it does: the call waits for the
     /// kernel's completion even when cancelled).
+    /// - Parameter pollFirst: wait for readability before the first attempt; saves work when no
+    ///   data is expected yet (the reply in a ping-pong), costs a little when data is waiting.
     public nonisolated func recv(
-        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, deadline: Deadline? = nil
+        _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, deadline: Deadline? = nil,
+        pollFirst: Bool = false
     ) async throws -> Int {
-        Int(try await perform(.recv(fd: fd, buffer: buffer, flags: flags), .recv, deadline: deadline))
+        Int(try await perform(.recv(fd: fd, buffer: buffer, flags: flags, pollFirst: pollFirst), .recv, deadline: deadline))
     }
 
     /// Sends once; returns how many bytes the kernel took, which may be fewer than asked.

@@ -28,7 +28,7 @@ public actor Core {
     public nonisolated let backendName: String
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor {
-        executor.asUnownedSerialExecutor()
+        executor.serial.asUnownedSerialExecutor()
     }
 
     init(index: Int, cpu: Int?, executor: CoreExecutor) {

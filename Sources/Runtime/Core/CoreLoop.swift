@@ -15,7 +15,7 @@ final class CoreLoop {
 
     // Hot state, touched only on this thread: dynamic exclusivity checks would cost ~30 % of a
     // job hop here (see ../shared/notes), and the thread confinement makes them pointless.
-    @exclusivity(unchecked) var jobs = Deque<UnownedJob>()
+    @exclusivity(unchecked) var jobs = Deque<CoreJob>()
     @exclusivity(unchecked) var table = OperationTable()
     @exclusivity(unchecked) var timers = TimerQueue()
     @exclusivity(unchecked) var statistics = CoreStatistics()
@@ -126,9 +126,19 @@ final class CoreLoop {
         self.complete(token: token, result: result, flags: flags)
     }
 
+    @inline(__always)
+    private func run(_ job: CoreJob, _ serial: UnownedSerialExecutor, _ taskExecutor: UnownedTaskExecutor) {
+        if job.isolated {
+            statistics.isolatedJobsRun &+= 1
+            job.job.runSynchronously(isolatedTo: serial, taskExecutor: taskExecutor)
+        } else {
+            job.job.runSynchronously(on: taskExecutor)
+        }
+    }
+
     /// Runs until asked to stop and every operation has ended.
     func run() {
-        let serial = executor.asUnownedSerialExecutor()
+        let serial = executor.serial.asUnownedSerialExecutor()
         let taskExecutor = executor.asUnownedTaskExecutor()
         let handler = completionHandler
         while true {
@@ -139,7 +149,7 @@ final class CoreLoop {
             while budget > 0, let job = jobs.popFirst() {
                 budget -= 1
                 statistics.jobsRun &+= 1
-                job.runSynchronously(isolatedTo: serial, taskExecutor: taskExecutor)
+                run(job, serial, taskExecutor)
             }
 
             if !timers.isEmpty { fireTimers() }
@@ -171,7 +181,7 @@ final class CoreLoop {
             inbox.jobs.removeAll()
         }
         while let job = jobs.popFirst() {
-            job.runSynchronously(isolatedTo: serial, taskExecutor: taskExecutor)
+            run(job, serial, taskExecutor)
         }
         statistics.submissionQueueFull = backend.submissionQueueFullCount
         backend.close()

@@ -2,6 +2,8 @@
 public struct CoreStatistics: Sendable, Hashable {
     /// Jobs run on the core.
     public var jobsRun = 0
+    /// Jobs run isolated to the core's actor (enqueued on its serial executor).
+    public var isolatedJobsRun = 0
     /// Jobs that arrived from other threads.
     public var remoteJobs = 0
     /// Times the core parked in the kernel.

@@ -122,7 +122,7 @@ final class EpollBackend: IOBackend {
         switch operation {
         case .accept(let fd, let address, let length):
             result = Int(curing_accept4(fd, address, length, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)))
-        case .recv(let fd, let buffer, let flags):
+        case .recv(let fd, let buffer, let flags, _):
             result = Glibc.recv(fd, buffer.baseAddress, buffer.count, flags | Int32(MSG_DONTWAIT))
         case .send(let fd, let buffer, let flags):
             result = Glibc.send(fd, buffer.baseAddress, buffer.count, flags | Int32(MSG_DONTWAIT | MSG_NOSIGNAL))

@@ -28,11 +28,20 @@ final class URingBackend: IOBackend {
         let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
         var params = io_uring_params()
-        let preferred = CURING_SETUP_CQSIZE | CURING_SETUP_SUBMIT_ALL | CURING_SETUP_SINGLE_ISSUER
+        // DEFER_TASKRUN (6.1) runs completion work only when the core enters the kernel to wait,
+        // which is when a thread-per-core loop wants it; it needs SINGLE_ISSUER (6.0).
+        let cooperative = CURING_SETUP_CQSIZE | CURING_SETUP_SUBMIT_ALL | CURING_SETUP_SINGLE_ISSUER
             | CURING_SETUP_COOP_TASKRUN | CURING_SETUP_TASKRUN_FLAG
-        // Older kernels reject flags they do not know with EINVAL: retry with the oldest set.
+        let preferred = cooperative | CURING_SETUP_DEFER_TASKRUN
+        // Older kernels reject flags they do not know with EINVAL: retry with older sets.
         var rc: Int32 = -EINVAL
-        for flags in [preferred, CURING_SETUP_CQSIZE, 0] {
+        var candidates = [preferred, cooperative, CURING_SETUP_CQSIZE, 0]
+        if let choice = getenv("NET_URING_SETUP").map({ String(cString: $0) }) {
+            // An override for measurements: "cooperative" or "basic" skips the newer flags.
+            if choice == "cooperative" { candidates.removeFirst() }
+            if choice == "basic" { candidates.removeFirst(2) }
+        }
+        for flags in candidates {
             params = io_uring_params()
             params.flags = flags
             params.cq_entries = max(completionEntries, entries * 2)
@@ -103,8 +112,9 @@ final class URingBackend: IOBackend {
             io_uring_prep_accept(sqe, fd, address, length, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
         case .connect(let fd, let address, let length):
             io_uring_prep_connect(sqe, fd, address, length)
-        case .recv(let fd, let buffer, let flags):
+        case .recv(let fd, let buffer, let flags, let pollFirst):
             io_uring_prep_recv(sqe, fd, buffer.baseAddress, buffer.count, flags)
+            if pollFirst { sqe.pointee.ioprio |= UInt16(CURING_RECVSEND_POLL_FIRST) }
         case .send(let fd, let buffer, let flags):
             io_uring_prep_send(sqe, fd, buffer.baseAddress, buffer.count, flags | Int32(MSG_NOSIGNAL))
         case .sendmsg(let fd, let message, let flags):
