@@ -48,9 +48,16 @@ let package = Package(
             path: "Benchmarks/NetBench",
             swiftSettings: swiftSettings
         ),
+        .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),
+        .executableTarget(
+            name: "NetRuntimeChild",
+            dependencies: ["NetRuntime", "CSeccomp", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Helpers/RuntimeChild",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "NetRuntimeTests",
-            dependencies: ["NetRuntime"],
+            dependencies: ["NetRuntime", "NetRuntimeChild"],
             path: "Tests/RuntimeTests",
             swiftSettings: swiftSettings
         ),

@@ -45,6 +45,12 @@ extension Runtime {
         public var completionEntries: UInt32
         /// Where the runtime logs (backend choice and why, start and stop).
         public var logger: Logger
+        /// How long a graceful shutdown lets work in progress finish before cancelling it.
+        /// Default 10 s.
+        public var shutdownGracePeriod: Duration = .seconds(10)
+        /// How long a graceful shutdown waits for cancelled work to end before stopping the cores
+        /// under it. Default 1 s.
+        public var cancellationGracePeriod: Duration = .seconds(1)
 
         /// The defaults, with an optional tweak:
         /// `Runtime.Configuration.defaults { $0.coreCount = 1 }`.

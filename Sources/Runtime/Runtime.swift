@@ -24,9 +24,22 @@ public final class Runtime: Sendable {
     /// The backend every core uses (`io_uring` or `epoll`).
     public let backendName: String
     private let logger: Logger
-    private let state = Mutex(State.running)
+    private let state = Mutex(State())
+    private let gracePeriod: Duration
+    private let cancellationGracePeriod: Duration
 
-    private enum State { case running, stopped }
+    /// Work in progress and the shutdown's phase.
+    private struct State {
+        enum Phase { case running, draining, stopped }
+        var phase = Phase.running
+        /// `run(on:)` calls and spawned tasks in progress.
+        var inFlight = 0
+        /// How to cancel each spawned task still running.
+        var spawned: [UInt64: @Sendable () -> Void] = [:]
+        var nextID: UInt64 = 0
+        var shutdownStarted = false
+        var stoppedWaiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     /// Starts the cores.
     ///
@@ -64,6 +77,8 @@ public final class Runtime: Sendable {
         }
         self.backendName = backendName
         self.logger = logger
+        self.gracePeriod = configuration.shutdownGracePeriod
+        self.cancellationGracePeriod = configuration.cancellationGracePeriod
         logger.debug("runtime started", metadata: ["cores": "\(cpus.count)", "backend": "\(backendName)"])
     }
 
@@ -89,7 +104,8 @@ public final class Runtime: Sendable {
         on index: Int, _ body: @Sendable (isolated Core) async throws -> T
     ) async throws -> T {
         let core = try self.core(index)
-        try checkRunning()
+        try enter()
+        defer { leave() }
         return try await withTaskExecutorPreference(core.executor) {
             try await body(core)
         }
@@ -99,7 +115,8 @@ public final class Runtime: Sendable {
     public func runOnEveryCore<T: Sendable>(
         _ body: @escaping @Sendable (isolated Core) async throws -> T
     ) async throws -> [T] {
-        try checkRunning()
+        try enter()
+        defer { leave() }
         return try await withThrowingTaskGroup(of: (Int, T).self) { group in
             for core in cores {
                 group.addTask(executorPreference: core.executor) {
@@ -118,26 +135,121 @@ public final class Runtime: Sendable {
         on index: Int, _ body: @escaping @Sendable (isolated Core) async throws -> T
     ) throws -> Task<T, any Error> {
         let core = try self.core(index)
-        try checkRunning()
-        return Task(executorPreference: core.executor) {
-            try await body(core)
+        // Created under the lock, so the task's own removal (also under it) comes after.
+        return try state.withLock { state throws(RuntimeError) -> Task<T, any Error> in
+            guard state.phase == .running else { throw RuntimeError.shutDown() }
+            state.inFlight += 1
+            state.nextID &+= 1
+            let id = state.nextID
+            let task = Task(executorPreference: core.executor) {
+                defer { self.finishSpawned(id) }
+                return try await body(core)
+            }
+            state.spawned[id] = { task.cancel() }
+            return task
         }
     }
 
-    private func checkRunning() throws {
-        if state.withLock({ $0 }) == .stopped { throw RuntimeError.shutDown() }
+    private func enter() throws(RuntimeError) {
+        try state.withLock { state throws(RuntimeError) in
+            guard state.phase == .running else { throw RuntimeError.shutDown() }
+            state.inFlight += 1
+        }
     }
 
-    /// Stops every core and joins its thread: operations in flight are cancelled and end with an
-    /// error, then each core closes its backend. Safe to call more than once; must not be called
-    /// from a core's own thread.
+    private func leave() {
+        state.withLock { $0.inFlight -= 1 }
+    }
+
+    private func finishSpawned(_ id: UInt64) {
+        state.withLock { state in
+            state.spawned[id] = nil
+            state.inFlight -= 1
+        }
+    }
+
+    /// Work in progress: `run(on:)` calls, `runOnEveryCore` calls and spawned tasks not yet done.
+    public var workInProgress: Int { state.withLock { $0.inFlight } }
+
+    /// Starts a graceful shutdown and returns at once: new work is refused with
+    /// ``RuntimeError/shutDown(_:)``; work in progress may finish until
+    /// `Configuration.shutdownGracePeriod` has passed; then spawned tasks are cancelled and, after
+    /// `cancellationGracePeriod`, the cores stop (operations still in flight end with an error),
+    /// their threads are joined and their descriptors closed. ``run()`` returns when that is done.
+    ///
+    /// With swift-service-lifecycle, a runtime is a `Service` in three lines:
+    /// ```swift
+    /// struct RuntimeService: Service {
+    ///     let runtime: Runtime
+    ///     func run() async throws {
+    ///         try await withGracefulShutdownHandler { try await runtime.run() }
+    ///             onGracefulShutdown: { runtime.beginGracefulShutdown() }
+    ///     }
+    /// }
+    /// ```
+    public func beginGracefulShutdown() {
+        let start = state.withLock { state -> Bool in
+            guard !state.shutdownStarted else { return false }
+            state.shutdownStarted = true
+            if state.phase == .running { state.phase = .draining }
+            return true
+        }
+        guard start else { return }
+        logger.debug("graceful shutdown started", metadata: ["inFlight": "\(workInProgress)"])
+        // On a thread of its own, not a task: it blocks (joins the cores), and it must not need
+        // Dispatch, whose timers would open descriptors of their own.
+        CoreThread.detach(name: "net-shutdown") { self.drainAndStop() }
+    }
+
+    /// Returns when the runtime has shut down (after ``beginGracefulShutdown()`` or
+    /// ``shutdown()``); until then it waits.
+    public func run() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { state -> Bool in
+                if state.phase == .stopped { return true }
+                state.stoppedWaiters.append(continuation)
+                return false
+            }
+            if stopped { continuation.resume() }
+        }
+    }
+
+    /// The shutdown driver, off the cores: wait for work to end, cancel what is left, stop.
+    private func drainAndStop() {
+        let deadline = Deadline.now + gracePeriod
+        // Shutdown happens once; polling the count here keeps the hot paths free of waiters.
+        while workInProgress > 0 && !deadline.hasPassed { usleep(1_000) }
+        let cancels = state.withLock { Array($0.spawned.values) }
+        if !cancels.isEmpty {
+            logger.debug("cancelling work still running", metadata: ["tasks": "\(cancels.count)"])
+            for cancel in cancels { cancel() }
+        }
+        let hardDeadline = Deadline.now + cancellationGracePeriod
+        while workInProgress > 0 && !hardDeadline.hasPassed { usleep(1_000) }
+        if workInProgress > 0 {
+            logger.warning("stopping cores with work still running", metadata: ["inFlight": "\(workInProgress)"])
+        }
+        stopCores()
+    }
+
+    /// Stops every core now and joins its thread: operations in flight are cancelled and end with
+    /// an error, then each core closes its backend and the sockets it owns. Safe to call more than
+    /// once; must not be called from a core's own thread. See ``beginGracefulShutdown()`` for the
+    /// graceful way.
     public func shutdown() {
-        let wasRunning = state.withLock { state -> Bool in
-            defer { state = .stopped }
-            return state == .running
+        let start = state.withLock { state -> Bool in
+            guard !state.shutdownStarted else { return false }
+            state.shutdownStarted = true
+            state.phase = .draining
+            return true
         }
-        guard wasRunning else { return }
-        precondition(CoreThread.current == nil, "Runtime.shutdown() called on a core's thread")
+        guard start else { return }
+        stopCores()
+    }
+
+    private func stopCores() {
+        precondition(CoreThread.current == nil, "Runtime shutdown called on a core's thread")
+        state.withLock { $0.phase = .stopped }
         for core in cores { core.executor.enqueueRemote(.stop) }
         for core in cores { CoreThread.join(core.executor) }
         let dropped = cores.reduce(0) { $0 + $1.executor.droppedJobs.load(ordering: .relaxed) }
@@ -145,5 +257,10 @@ public final class Runtime: Sendable {
             logger.warning("jobs arrived after their core stopped and were dropped", metadata: ["count": "\(dropped)"])
         }
         logger.debug("runtime stopped")
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            defer { state.stoppedWaiters.removeAll() }
+            return state.stoppedWaiters
+        }
+        for waiter in waiters { waiter.resume() }
     }
 }

@@ -81,8 +81,9 @@ public enum Socket {
         return SocketAddress(storage: storage, length: length)
     }
 
-    /// Closes a descriptor at once, outside any core. Prefer ``Core/close(_:)`` on a core: it
-    /// cancels the descriptor's operations in flight first.
+    /// Closes a descriptor at once, outside any core. Never use it for a descriptor a core owns
+    /// (accepted, connected or adopted there): use ``Core/close(_:)``, which also cancels the
+    /// descriptor's operations in flight, or ``Core/release(_:)`` first.
     public static func closeNow(_ fd: Int32) {
         _ = Glibc.close(fd)
     }

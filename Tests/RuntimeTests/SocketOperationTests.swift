@@ -124,7 +124,7 @@ struct SocketOperationTests {
                 // SO_LINGER with a zero timeout makes close send a reset.
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                 setsockopt(server, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
-                Socket.closeNow(server)
+                try await core.close(server)
                 let error = await failure
                 try await core.close(client)
                 return error

@@ -68,7 +68,8 @@ extension Core {
     /// Accepts one connection on a listening socket. The new socket is non-blocking and
     /// close-on-exec.
     public nonisolated func accept(_ listener: Int32) async throws -> (fd: Int32, peer: SocketAddress) {
-        try await perform(.accept) { scratch in
+        let loop = try loopOnThisThread(.accept)
+        return try await perform(.accept) { scratch in
             let length = scratch.bindMemory(to: socklen_t.self, capacity: 1)
             length.pointee = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let address = (scratch + 16).bindMemory(to: sockaddr.self, capacity: 1)
@@ -76,8 +77,23 @@ extension Core {
         } read: { completion, scratch in
             let length = scratch.load(as: socklen_t.self)
             let storage = (scratch + 16).load(as: sockaddr_storage.self)
+            loop.ownedDescriptors.insert(completion.result)
             return (completion.result, SocketAddress(storage: storage, length: length))
         }
+    }
+
+    /// Makes the core own `fd`: it is closed when the core stops unless closed with
+    /// ``close(_:)`` or released first. Sockets from ``accept(_:)`` and ``connectTCP(to:timeout:)``
+    /// are owned already.
+    public nonisolated func adopt(_ fd: Int32) throws {
+        try loopOnThisThread(.close).ownedDescriptors.insert(fd)
+    }
+
+    /// Gives up ownership of `fd` (for example before handing it to another owner); returns
+    /// whether the core owned it.
+    @discardableResult
+    public nonisolated func release(_ fd: Int32) throws -> Bool {
+        try loopOnThisThread(.close).ownedDescriptors.remove(fd) != nil
     }
 
     /// Connects a socket to `address`, failing with `ETIMEDOUT` after `timeout`.
@@ -91,11 +107,14 @@ extension Core {
 
     /// Creates a TCP socket and connects it to `address`; closes it again on failure.
     public nonisolated func connectTCP(to address: SocketAddress, timeout: Duration? = nil) async throws -> Int32 {
+        let loop = try loopOnThisThread(.connect)
         let fd = try Socket.makeTCP(family: address.family)
+        loop.ownedDescriptors.insert(fd)
         do {
             try await connect(fd, to: address, timeout: timeout)
             return fd
         } catch {
+            loop.ownedDescriptors.remove(fd)
             Socket.closeNow(fd)
             throw error
         }
@@ -173,12 +192,14 @@ extension Core {
         _ = try await perform(.shutdown(fd: fd, how: how), .shutdown)
     }
 
-    /// Cancels every operation in flight on `fd`, then closes it.
+    /// Cancels every operation in flight on `fd`, then closes it (and the core no longer owns it).
     ///
     /// `close(2)` alone does not stop operations in flight (each holds a reference to the file),
     /// so they are cancelled first; their callers get `ECANCELED` as an ``IOError``.
     public nonisolated func close(_ fd: Int32) async throws {
-        try loopOnThisThread(.close).backend.cancelAll(fd: fd)
+        let loop = try loopOnThisThread(.close)
+        loop.ownedDescriptors.remove(fd)
+        loop.backend.cancelAll(fd: fd)
         _ = try await perform(.close(fd: fd), .close)
     }
 

@@ -20,6 +20,9 @@ final class CoreLoop {
     @exclusivity(unchecked) var timers = TimerQueue()
     @exclusivity(unchecked) var statistics = CoreStatistics()
     private var stopping = false
+    /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
+    /// core stops, so a shutdown leaves no descriptor behind.
+    var ownedDescriptors = Set<Int32>()
     /// Whether the core is stopping: new operations end at once with `ECANCELED`.
     var isStopping: Bool { stopping }
 
@@ -184,6 +187,8 @@ final class CoreLoop {
             run(job, serial, taskExecutor)
         }
         statistics.submissionQueueFull = backend.submissionQueueFullCount
+        for fd in ownedDescriptors { Glibc.close(fd) }
+        ownedDescriptors.removeAll()
         backend.close()
         table.deallocate()
     }

@@ -74,6 +74,26 @@ enum CoreThread {
         return executor
     }
 
+    /// Runs `body` on a new detached thread named `name`.
+    static func detach(name: String, _ body: @escaping @Sendable () -> Void) {
+        let start = Start {
+            curing_set_thread_name(name)
+            body()
+        }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(start).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            Unmanaged<Start>.fromOpaque(context!).takeRetainedValue().body()
+            return nil
+        }, context)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<Start>.fromOpaque(context).release()
+            body()
+        }
+    }
+
     /// Waits for a core's thread to end.
     static func join(_ executor: CoreExecutor) {
         pthread_join(executor.thread, nil)
