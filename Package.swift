@@ -14,6 +14,8 @@ let package = Package(
     name: "swift-net",
     products: [
         .library(name: "NetRuntime", targets: ["NetRuntime"]),
+        .library(name: "NetTransport", targets: ["NetTransport"]),
+        .library(name: "NetTCP", targets: ["NetTCP"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
     ],
     dependencies: [
@@ -39,6 +41,22 @@ let package = Package(
             path: "Sources/Runtime",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "NetTransport",
+            dependencies: ["NetRuntime"],
+            path: "Sources/Transport",
+            // Lifetimes: `Message.span` returns a span borrowed from the message.
+            swiftSettings: swiftSettings + [.enableExperimentalFeature("Lifetimes")]
+        ),
+        .target(
+            name: "NetTCP",
+            dependencies: [
+                "NetRuntime", "NetTransport",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            path: "Sources/TCP",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "NetBench",
             dependencies: [
@@ -53,6 +71,18 @@ let package = Package(
             name: "NetRuntimeChild",
             dependencies: ["NetRuntime", "CSeccomp", .product(name: "Logging", package: "swift-log")],
             path: "Tests/Helpers/RuntimeChild",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NetTransportTests",
+            dependencies: ["NetTransport"],
+            path: "Tests/TransportTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NetTCPTests",
+            dependencies: ["NetTCP", "NetTransport", "NetRuntime"],
+            path: "Tests/TCPTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -59,7 +59,7 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
     ///
     /// - Throws: ``Closed`` if the channel is closed, `CancellationError` if the task is
     ///   cancelled while waiting (the value is then not sent).
-    public func send(_ value: sending Element) async throws {
+    public func send(_ value: sending Element, isolation: isolated (any Actor)? = #isolation) async throws {
         try Task.checkCancellation()
         // `value` moves into the channel under the lock; it is Sendable, so no region escapes.
         let action: SendAction = state.withLock { state in
@@ -83,7 +83,10 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
         case .handOff(let receiver):
             receiver.resume(returning: value)
         case .wait(let id):
+            // Uses `isolation` inside the operation, so the caller stays on its executor (see
+            // `performOperation` in Core+Operations.swift).
             try await withTaskCancellationHandler {
+                _ = isolation
                 try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                     let outcome: Result<Bool, any Error>? = state.withLock { state in
                         if state.closed { return .failure(Closed()) }
@@ -145,7 +148,7 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
     /// One receiver at a time.
     ///
     /// - Throws: `CancellationError` if the task is cancelled while waiting.
-    public func receive() async throws -> Element? {
+    public func receive(isolation: isolated (any Actor)? = #isolation) async throws -> Element? {
         try Task.checkCancellation()
         if let ready = try takeReady() { return ready.value }
         let id: UInt64 = state.withLock { state in
@@ -153,7 +156,8 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
             return state.nextID
         }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Element?, any Error>) in
+            _ = isolation
+            return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Element?, any Error>) in
                 let immediate: Result<Element?, any Error>? = state.withLock { state in
                     if Task.isCancelled { return .failure(CancellationError()) }
                     if let value = Self.pop(&state) { return .success(value) }

@@ -15,54 +15,21 @@ extension Core {
     }
 
     /// Runs one operation on the core's backend and returns its completion (`result >= 0`).
-    ///
-    /// `prepare` builds the operation; it may place what the kernel reads or writes beside the
-    /// caller's buffers in the operation's scratch memory, which `read` may inspect after the
-    /// completion. Cancelling the calling task cancels the operation in the kernel; the call
-    /// still returns only when the operation's own completion has arrived, so whatever its
-    /// pointers refer to is never touched by the kernel after the call returns.
-    ///
-    /// - Throws: `CancellationError` if the task was cancelled, ``IOError`` with `ETIMEDOUT` if
-    ///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
+    /// See ``performOperation(on:_:deadline:isolation:prepare:read:)``.
     @inline(__always)
     nonisolated func perform<R>(
         _ name: IOError.Operation, deadline: Deadline? = nil,
         prepare: (UnsafeMutableRawPointer) -> IOOperation,
         read: (Completion, UnsafeMutableRawPointer) -> R
     ) async throws -> R {
-        try Task.checkCancellation()
-        let loop = try loopOnThisThread(name)
-        let id = loop.table.reserve()
-        let scratch = loop.table.scratch(id)
-        let operation = prepare(scratch)
-        if let deadline { loop.timers.schedule(id, at: deadline, action: .expire) }
-        let executor = self.executor
-        let completion = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                loop.start(id, operation, continuation: continuation)
-            }
-        } onCancel: {
-            executor.requestCancel(id)
-        }
-        defer { loop.table.release(id) }
-        if completion.result < 0 {
-            let code = -completion.result
-            if completion.timedOut { throw IOError(code: ETIMEDOUT, operation: name) }
-            if code == ECANCELED || code == EINTR {
-                if Task.isCancelled { throw CancellationError() }
-                if loop.isStopping {
-                    throw RuntimeError.shutDown("core \(index) stopped while \(name) was in flight")
-                }
-            }
-            throw IOError(code: code, operation: name)
-        }
-        return read(completion, scratch)
+        try await performOperation(on: self, name, deadline: deadline, prepare: prepare, read: read)
     }
 
     /// ``perform(_:deadline:prepare:read:)`` for operations that need no scratch memory.
     @inline(__always)
     nonisolated func perform(_ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil) async throws -> Int32 {
-        try await perform(name, deadline: deadline, prepare: { _ in operation }, read: { completion, _ in completion.result })
+        try await performOperation(
+            on: self, name, deadline: deadline, prepare: { _ in operation }, read: { completion, _ in completion.result })
     }
 
     /// Accepts one connection on a listening socket. The new socket is non-blocking and
@@ -239,4 +206,59 @@ public enum IOVectors {
     public static func byteCount(_ vectors: UnsafeMutableBufferPointer<iovec>) -> Int {
         vectors.reduce(0) { $0 + $1.iov_len }
     }
+}
+
+/// Runs one operation on `core`'s backend and returns its completion (`result >= 0`).
+///
+/// `prepare` builds the operation; it may place what the kernel reads or writes beside the
+/// caller's buffers in the operation's scratch memory, which `read` may inspect after the
+/// completion. Cancelling the calling task cancels the operation in the kernel; the call still
+/// returns only when the operation's own completion has arrived, so whatever its pointers refer
+/// to is never touched by the kernel after the call returns.
+///
+/// `isolation` is the caller's (the core's actor, or `nil` for nonisolated code that prefers the
+/// core's executor), taken explicitly and used inside the cancellation handler's operation: with
+/// `NonisolatedNonsendingByDefault`, Swift 6.3 runs a plain closure given to
+/// `withTaskCancellationHandler` on the generic executor and does not come back, which moved
+/// tasks off their core (found by the TCP tests). A closure that uses the isolated parameter is
+/// isolated to it.
+///
+/// - Throws: `CancellationError` if the task was cancelled, ``IOError`` with `ETIMEDOUT` if
+///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
+@inline(__always)
+func performOperation<R>(
+    on core: Core, _ name: IOError.Operation, deadline: Deadline? = nil,
+    isolation: isolated (any Actor)? = #isolation,
+    prepare: (UnsafeMutableRawPointer) -> IOOperation,
+    read: (Completion, UnsafeMutableRawPointer) -> R
+) async throws -> R {
+    try Task.checkCancellation()
+    let loop = try core.loopOnThisThread(name)
+    let id = loop.table.reserve()
+    let scratch = loop.table.scratch(id)
+    let operation = prepare(scratch)
+    if let deadline { loop.timers.schedule(id, at: deadline, action: .expire) }
+    let executor = core.executor
+    let completion = await withTaskCancellationHandler {
+        _ = isolation
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+            loop.start(id, operation, continuation: continuation)
+        }
+    } onCancel: {
+        executor.requestCancel(id)
+    }
+    assert(executor.isOnCoreThread, "\(name) resumed off core \(core.index)'s thread")
+    defer { loop.table.release(id) }
+    if completion.result < 0 {
+        let code = -completion.result
+        if completion.timedOut { throw IOError(code: ETIMEDOUT, operation: name) }
+        if code == ECANCELED || code == EINTR {
+            if Task.isCancelled { throw CancellationError() }
+            if loop.isStopping {
+                throw RuntimeError.shutDown("core \(core.index) stopped while \(name) was in flight")
+            }
+        }
+        throw IOError(code: code, operation: name)
+    }
+    return read(completion, scratch)
 }

@@ -54,6 +54,24 @@ public actor Core {
         (loop.backend as? URingBackend)?.features
     }
 
+    /// The core's own instance of `T`, created by `make` on first use: per-core state of the layers
+    /// above the runtime (a buffer pool, a connection pool) without a lock or a global. Dropped
+    /// when the core stops.
+    ///
+    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread.
+    public nonisolated func local<T: AnyObject>(_ type: T.Type, _ make: () throws -> T) throws -> T {
+        guard executor.isOnCoreThread else {
+            throw RuntimeError.notOnCore("core-local \(T.self) used off core \(index)'s thread")
+        }
+        let key = ObjectIdentifier(type)
+        if let existing = loop.locals[key] {
+            return unsafeDowncast(existing, to: T.self)
+        }
+        let made = try make()
+        loop.locals[key] = made
+        return made
+    }
+
     /// Whether the caller runs on this core's thread.
     public nonisolated var isCurrent: Bool { executor.isOnCoreThread }
 

@@ -23,6 +23,8 @@ final class CoreLoop {
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
     /// core stops, so a shutdown leaves no descriptor behind.
     var ownedDescriptors = Set<Int32>()
+    /// Per-core singletons of the layers above (a buffer pool, a registration cache), by type.
+    var locals: [ObjectIdentifier: AnyObject] = [:]
     /// Whether the core is stopping: new operations end at once with `ECANCELED`.
     var isStopping: Bool { stopping }
 
@@ -46,14 +48,22 @@ final class CoreLoop {
         backend.submit(operation, token: id.token)
     }
 
-    /// Starts a sleep until `deadline`.
-    func startSleep(_ id: OperationID, until deadline: Deadline, continuation: UnsafeContinuation<Completion, Never>) {
+    /// Starts a sleep until `deadline`, or until woken (``wake(_:result:)``) when it is `nil`.
+    func startSleep(_ id: OperationID, until deadline: Deadline?, continuation: UnsafeContinuation<Completion, Never>) {
         table.begin(id, state: .sleeping, continuation: continuation)
         if table.isCancelRequested(id) || stopping {
             complete(token: id.token, result: -ECANCELED, flags: 0)
             return
         }
-        timers.schedule(id, at: deadline, action: .wake)
+        if let deadline { timers.schedule(id, at: deadline, action: .wake) }
+    }
+
+    /// Ends a sleep early with `result`; returns false if it had already ended.
+    @discardableResult
+    func wake(_ id: OperationID, result: Int32) -> Bool {
+        guard table.state(of: id) == .sleeping else { return false }
+        complete(token: id.token, result: result, flags: 0)
+        return true
     }
 
     /// Cancels an operation or sleep of this core; ignored if it has already ended.
@@ -91,6 +101,8 @@ final class CoreLoop {
             switch (table.state(of: entry.operation), entry.action) {
             case (.sleeping?, .wake):
                 complete(token: entry.operation.token, result: 0, flags: 0)
+            case (.sleeping?, .timeout):
+                complete(token: entry.operation.token, result: 1, flags: 0)
             case (.inFlight?, .expire):
                 table.markTimedOut(entry.operation)
                 cancel(entry.operation)
@@ -187,6 +199,7 @@ final class CoreLoop {
             run(job, serial, taskExecutor)
         }
         statistics.submissionQueueFull = backend.submissionQueueFullCount
+        locals.removeAll()
         for fd in ownedDescriptors { Glibc.close(fd) }
         ownedDescriptors.removeAll()
         backend.close()

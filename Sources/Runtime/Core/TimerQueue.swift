@@ -8,8 +8,10 @@ import HeapModule
 /// dropped (their generation no longer matches).
 struct TimerQueue {
     enum Action {
-        /// End a sleep.
+        /// End a sleep normally.
         case wake
+        /// End a wait as timed out.
+        case timeout
         /// Cancel an operation that is still in flight and mark it timed out.
         case expire
     }

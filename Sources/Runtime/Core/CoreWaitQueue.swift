@@ -1,0 +1,73 @@
+import DequeModule
+
+/// Tasks on one core waiting for a condition that code on the same core will signal: a write
+/// queue with room again, a credit returned. Waits are cancellable (through the core's own
+/// cancellation path, so a cancel from any thread is safe) and may carry a deadline.
+///
+/// Non-Sendable: it belongs to its core, like the objects that use it.
+public final class CoreWaitQueue {
+    /// The core whose tasks wait here.
+    public let core: Core
+    private var waiters = Deque<OperationID>()
+
+    /// A wait queue for tasks on `core`.
+    public init(core: Core) {
+        self.core = core
+    }
+
+    /// Whether no task waits.
+    public var isEmpty: Bool { waiters.isEmpty }
+
+    /// Waits until signalled. Callers re-check their condition afterwards: a signal says
+    /// "look again", not "it is yours".
+    ///
+    /// - Throws: `CancellationError` if the task is cancelled, ``IOError`` `ETIMEDOUT` if
+    ///   `deadline` passes first, ``RuntimeError/notOnCore(_:)`` off the core.
+    public func wait(deadline: Deadline? = nil, isolation: isolated (any Actor)? = #isolation) async throws {
+        try Task.checkCancellation()
+        let loop = try core.loopOnThisThread(.poll)
+        let id = loop.table.reserve()
+        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+        waiters.append(id)
+        let executor = core.executor
+        // Uses `isolation` inside the operation: see `Core.perform` for why.
+        let completion = await withTaskCancellationHandler {
+            _ = isolation
+            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                loop.startSleep(id, until: nil, continuation: continuation)
+            }
+        } onCancel: {
+            executor.requestCancel(id)
+        }
+        loop.table.release(id)
+        switch completion.result {
+        case 0:
+            return
+        case 1:
+            throw IOError(code: ETIMEDOUT, operation: .poll)
+        default:
+            if Task.isCancelled { throw CancellationError() }
+            throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
+        }
+    }
+
+    /// Wakes every waiting task.
+    public func signalAll() {
+        guard !waiters.isEmpty, let loop = try? core.loopOnThisThread(.poll) else { return }
+        let woken = waiters
+        waiters.removeAll(keepingCapacity: true)
+        for id in woken { loop.wake(id, result: 0) }
+    }
+
+    /// Wakes the task that has waited longest, if any is still waiting.
+    public func signalOne() {
+        guard let loop = try? core.loopOnThisThread(.poll) else { return }
+        while let id = waiters.popFirst() {
+            if loop.wake(id, result: 0) { return }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetRuntime
+public import NetTransport
+
+extension TCPTransport {
+    /// Receives the next whole frame.
+    ///
+    /// - Throws: ``TransportError`` `.closed` at end of stream between frames, `.truncatedFrame`
+    ///   inside one, `.malformedFrame` / `.frameTooLarge` for a bad length, `.timedOut` after
+    ///   `idleTimeout` without data, `.connectionReset`, `.concurrentReceive` if another receive
+    ///   is in progress. Every error but the last closes the connection.
+    public func recv() async throws -> Message {
+        try checkOpen()
+        guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
+        receiving = true
+        defer { receiving = false }
+        do {
+            return try await receiveFrame()
+        } catch let error as TransportError {
+            await fail(error)
+            throw error
+        } catch {
+            let failure = TransportError.from(error, during: "recv")
+            await fail(failure as? TransportError ?? TransportError(.closed, "recv cancelled"))
+            throw failure
+        }
+    }
+
+    private func receiveFrame() async throws -> Message {
+        let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
+        while true {
+            if let chunk {
+                let available = readEnd - readStart
+                if available >= FrameHeader.size {
+                    let length = FrameHeader.length(at: chunk.base + readStart)
+                    try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
+                    let frameEnd = readStart + FrameHeader.size + length
+                    if frameEnd <= readEnd {
+                        let frame = Message(storage: chunk, offset: readStart + FrameHeader.size, count: length)
+                        readStart = frameEnd
+                        return frame
+                    }
+                    if FrameHeader.size + length > chunkSize {
+                        return try await receiveLarge(length: length)
+                    }
+                    if frameEnd > chunk.capacity { moveToFreshChunk(size: chunkSize) }
+                } else if readStart + FrameHeader.size > chunk.capacity {
+                    moveToFreshChunk(size: chunkSize)
+                } else if available == 0 && readStart > 0 && isKnownUniquelyReferenced(&self.chunk) {
+                    // Every frame cut from the chunk is gone: read into it from the start again.
+                    readStart = 0
+                    readEnd = 0
+                }
+            } else {
+                chunk = pool.allocator.storage(capacity: chunkSize)
+                readStart = 0
+                readEnd = 0
+            }
+            try await fill()
+        }
+    }
+
+    /// Reads once into the free end of the chunk.
+    private func fill() async throws {
+        let chunk = self.chunk! // '!': receiveFrame made one
+        let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
+        let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.now + $0 })
+        if n == 0 {
+            if readEnd > readStart {
+                throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(readEnd - readStart) bytes of it received)")
+            }
+            throw TransportError(.closed, "the peer closed the connection")
+        }
+        readEnd += n
+    }
+
+    /// Continues in a fresh chunk, carrying over the bytes of the frame begun at the end of the
+    /// old one (the old chunk lives on while frames cut from it do).
+    private func moveToFreshChunk(size: Int) {
+        let old = chunk! // '!': called only with a chunk
+        let fresh = pool.allocator.storage(capacity: size)
+        let partial = readEnd - readStart
+        fresh.base.copyMemory(from: old.base + readStart, byteCount: partial)
+        chunk = fresh
+        readStart = 0
+        readEnd = partial
+    }
+
+    /// Receives a frame larger than a chunk straight into storage of its own size.
+    private func receiveLarge(length: Int) async throws -> Message {
+        let chunk = self.chunk! // '!': receiveFrame checked it
+        let storage = pool.allocator.storage(capacity: length)
+        let already = readEnd - readStart - FrameHeader.size
+        storage.base.copyMemory(from: chunk.base + readStart + FrameHeader.size, byteCount: already)
+        readStart = 0
+        readEnd = 0
+        var received = already
+        while received < length {
+            let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
+            let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.now + $0 })
+            if n == 0 {
+                throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
+            }
+            received += n
+        }
+        return Message(storage: storage, offset: 0, count: length)
+    }
+}

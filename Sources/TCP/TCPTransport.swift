@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import DequeModule
+public import NetRuntime
+public import NetTransport
+
+/// A TCP connection that sends and receives whole frames (docs/TCP.md), living on one core.
+///
+/// - Sending: any number of tasks on the core may send at once. Frames are queued whole and in
+///   order; the first sender to find no write in flight becomes the writer and writes everything
+///   queued, frames queued meanwhile leaving together in one vectored send (header and payload as
+///   separate vectors: the payload is never copied). Past `maximumQueuedBytes` senders wait.
+///   `send` returns once its frame is queued or written; a write failure closes the connection and
+///   later calls throw it.
+/// - Receiving: reads go into pooled chunks of `receiveChunkSize`; every whole frame in a chunk is
+///   returned as a message over the chunk (no copy). A frame larger than a chunk is read straight
+///   into storage of its own size.
+public final class TCPTransport: Transport {
+    public let core: Core
+    public let configuration: TCPConfiguration
+    public let localAddress: SocketAddress?
+    public let peerAddress: SocketAddress?
+    let fd: Int32
+    let pool: TCPBufferPool
+
+    // Sending.
+    var queue = Deque<Message>()
+    var queuedBytes = 0
+    var writing = false
+    let roomForSenders: CoreWaitQueue
+    let headers: UnsafeMutablePointer<UInt32>
+    let vectors: UnsafeMutablePointer<iovec>
+    /// Vectored sends made (for tests of write coalescing and for metrics).
+    public internal(set) var writeCount = 0
+    /// Frames sent.
+    public internal(set) var framesSent = 0
+
+    // Receiving.
+    var chunk: BufferStorage?
+    var readStart = 0
+    var readEnd = 0
+    var receiving = false
+
+    /// Why the connection ended, once it has.
+    var failure: TransportError?
+
+    /// Wraps a connected socket the core owns.
+    init(fd: Int32, core: Core, configuration: TCPConfiguration) throws {
+        self.fd = fd
+        self.core = core
+        self.configuration = configuration
+        self.pool = try TCPBufferPool.on(core)
+        self.localAddress = try? Socket.localAddress(of: fd)
+        self.peerAddress = try? Socket.peerAddress(of: fd)
+        self.roomForSenders = CoreWaitQueue(core: core)
+        let frames = max(configuration.maximumFramesPerWrite, 1)
+        self.headers = .allocate(capacity: frames)
+        self.vectors = .allocate(capacity: frames * 2)
+        if configuration.noDelay { try Socket.setNoDelay(fd) }
+        if let timeout = configuration.userTimeout {
+            let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+            try Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, ms)
+        }
+    }
+
+    deinit {
+        headers.deallocate()
+        vectors.deallocate()
+    }
+
+    public var isOpen: Bool { failure == nil }
+
+    public func allocateBuffer(capacity: Int) -> WritableBuffer {
+        pool.allocate(capacity: capacity)
+    }
+
+    /// The buffer pool this connection's frames come from.
+    public var bufferPool: TCPBufferPool { pool }
+
+    public func close() async {
+        await fail(TransportError(.closed, "closed"))
+    }
+
+    /// Ends the connection with `error`: in-flight operations are cancelled, waiting senders
+    /// woken, the socket closed. Idempotent.
+    func fail(_ error: TransportError) async {
+        guard failure == nil else { return }
+        failure = error
+        queue.removeAll()
+        queuedBytes = 0
+        roomForSenders.signalAll()
+        try? await core.close(fd)
+    }
+
+    /// Throws why the connection ended, if it has.
+    @inline(__always)
+    func checkOpen() throws(TransportError) {
+        if let failure { throw failure }
+    }
+}

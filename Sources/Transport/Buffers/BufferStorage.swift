@@ -1,0 +1,47 @@
+/// Memory that messages share: a pointer, a capacity, and what to do when no one holds it.
+///
+/// Storage is reference counted by Swift. Pooled storage stays owned by its pool, which hands
+/// it out again once only the pool holds it (``PooledBufferAllocator``): no allocation and no
+/// lock per buffer at steady state. Storage can also wrap memory from elsewhere, such as an
+/// RDMA-registered slab chunk, with a release action run when the last holder lets go.
+public final class BufferStorage {
+    /// The first byte.
+    public let base: UnsafeMutableRawPointer
+    /// Bytes available from ``base``.
+    public let capacity: Int
+    private let release: Release
+
+    enum Release {
+        /// Owned by a pool, which deallocates it when the pool goes.
+        case pooled
+        /// Allocated for one buffer; deallocated with the storage.
+        case deallocate
+        /// Someone else's memory; `action` runs when the storage goes.
+        case custom(() -> Void)
+    }
+
+    init(base: UnsafeMutableRawPointer, capacity: Int, release: Release) {
+        self.base = base
+        self.capacity = capacity
+        self.release = release
+    }
+
+    /// Allocates storage of its own (not pooled), aligned to 16 bytes.
+    public convenience init(allocating capacity: Int) {
+        let base = UnsafeMutableRawPointer.allocate(byteCount: max(capacity, 1), alignment: 16)
+        self.init(base: base, capacity: capacity, release: .deallocate)
+    }
+
+    /// Wraps memory owned elsewhere; `onRelease` runs once, when no buffer refers to it any more
+    /// (for example to return an RDMA slab chunk to its free list, or repost a receive).
+    public convenience init(wrapping base: UnsafeMutableRawPointer, capacity: Int, onRelease: @escaping () -> Void) {
+        self.init(base: base, capacity: capacity, release: .custom(onRelease))
+    }
+
+    deinit {
+        switch release {
+        case .pooled, .deallocate: base.deallocate()
+        case .custom(let action): action()
+        }
+    }
+}

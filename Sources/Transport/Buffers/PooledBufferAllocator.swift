@@ -1,0 +1,99 @@
+/// A per-core pool of buffer storage in size classes: no lock (it lives on one core) and no heap
+/// allocation per buffer at steady state.
+///
+/// Each class keeps the storage objects it made. To hand one out it looks, from where it last
+/// stopped, for one that only the pool still holds (`isKnownUniquelyReferenced`): buffers are
+/// mostly released in the order they were taken, so the next one is usually free. A class that
+/// has made its maximum hands out unpooled storage, freed when dropped. Requests above the
+/// largest class get storage of their own size.
+public final class PooledBufferAllocator: BufferPool {
+    /// Size classes and how much each may keep.
+    public struct Configuration: Sendable {
+        /// Storage sizes, ascending. Default 256 B, 4 KiB, 64 KiB, 1 MiB.
+        public var sizeClasses: [Int]
+        /// Storage objects a class may own at most; past it, buffers are not pooled. Default 4096
+        /// for classes up to 4 KiB, 256 for 64 KiB, 32 for 1 MiB (about 80 MiB in all).
+        public var maximumPerClass: @Sendable (Int) -> Int
+
+        /// The defaults.
+        public init(
+            sizeClasses: [Int] = [256, 4096, 64 * 1024, 1024 * 1024],
+            maximumPerClass: @escaping @Sendable (Int) -> Int = { size in
+                size <= 4096 ? 4096 : size <= 64 * 1024 ? 256 : 32
+            }
+        ) {
+            precondition(!sizeClasses.isEmpty && sizeClasses == sizeClasses.sorted(), "size classes must be ascending")
+            self.sizeClasses = sizeClasses
+            self.maximumPerClass = maximumPerClass
+        }
+    }
+
+    /// Counters for tests and metrics.
+    public struct Statistics: Sendable, Hashable {
+        /// Storage objects created for the pool.
+        public var created = 0
+        /// Buffers served by reusing pooled storage.
+        public var reused = 0
+        /// Buffers served with unpooled storage (class full, or larger than every class).
+        public var unpooled = 0
+    }
+
+    private struct SizeClass {
+        let size: Int
+        let maximum: Int
+        var storages: [BufferStorage] = []
+        var cursor = 0
+    }
+
+    private var classes: [SizeClass]
+    /// The pool's counters.
+    public private(set) var statistics = Statistics()
+
+    /// A pool with the given size classes.
+    public init(configuration: Configuration = Configuration()) {
+        classes = configuration.sizeClasses.map { SizeClass(size: $0, maximum: configuration.maximumPerClass($0)) }
+    }
+
+    /// The largest pooled size.
+    public var largestClass: Int { classes.last!.size } // '!': the configuration checks non-empty
+
+    public func allocate(capacity: Int) -> WritableBuffer {
+        WritableBuffer(storage: storage(capacity: capacity))
+    }
+
+    /// Storage of at least `capacity` bytes that no one else holds.
+    public func storage(capacity: Int) -> BufferStorage {
+        guard let index = classes.firstIndex(where: { $0.size >= capacity }) else {
+            statistics.unpooled += 1
+            return BufferStorage(allocating: capacity)
+        }
+        return take(from: index)
+    }
+
+    private func take(from index: Int) -> BufferStorage {
+        let count = classes[index].storages.count
+        var position = classes[index].cursor
+        for _ in 0..<count {
+            if position >= count { position = 0 }
+            if isKnownUniquelyReferenced(&classes[index].storages[position]) {
+                classes[index].cursor = position + 1
+                statistics.reused += 1
+                return classes[index].storages[position]
+            }
+            position += 1
+        }
+        let size = classes[index].size
+        guard count < classes[index].maximum else {
+            statistics.unpooled += 1
+            return BufferStorage(allocating: size)
+        }
+        let storage = BufferStorage(
+            base: .allocate(byteCount: size, alignment: 64), capacity: size, release: .pooled)
+        classes[index].storages.append(storage)
+        statistics.created += 1
+        return storage
+    }
+
+    /// Storage objects the pool owns, in use or free.
+    public var pooledCount: Int { classes.reduce(0) { $0 + $1.storages.count } }
+}

@@ -1,0 +1,59 @@
+public import NetRuntime
+
+/// A connection that sends and receives whole messages (framed by the driver), on one core.
+///
+/// Transports are non-Sendable: a connection lives on the core that made it, and the compiler
+/// keeps it there. Layers above (pool, RPC) are generic over this protocol and never import a
+/// driver.
+public protocol Transport: AnyObject {
+    /// The core the connection lives on.
+    var core: Core { get }
+
+    /// Sends one message as one frame. Safe with many concurrent senders: each frame is written
+    /// whole and frames keep the order in which `send` was called.
+    func send(_ message: Message) async throws
+
+    /// Receives the next whole frame. One receiver at a time.
+    func recv() async throws -> Message
+
+    /// A buffer suited to this transport (registered memory for RDMA), so a message built in it
+    /// is sent without a copy.
+    func allocateBuffer(capacity: Int) -> WritableBuffer
+
+    /// Closes the connection: pending and later calls fail with ``TransportError/Code/closed``.
+    func close() async
+
+    /// Whether the connection is still usable.
+    var isOpen: Bool { get }
+
+    /// The local address.
+    var localAddress: SocketAddress? { get }
+
+    /// The peer's address.
+    var peerAddress: SocketAddress? { get }
+}
+
+/// Makes connections of one kind; handed to the connection pool and RPC clients, which never
+/// import a driver.
+public protocol TransportDialer: Sendable {
+    /// The connections it makes.
+    associatedtype Connection: Transport
+
+    /// Connects to `address` from `core`, where the connection will live.
+    func dial(_ address: SocketAddress, on core: Core) async throws -> Connection
+}
+
+/// Accepts connections on one core.
+public protocol TransportListener: AnyObject {
+    /// The connections it accepts.
+    associatedtype Connection: Transport
+
+    /// Waits for the next connection.
+    func accept() async throws -> Connection
+
+    /// Stops accepting.
+    func close() async
+
+    /// The address it listens on.
+    var localAddress: SocketAddress { get }
+}

@@ -1,0 +1,160 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetRuntime
+@testable import NetTCP
+import NetTransport
+import Testing
+
+@Suite("TCP framing", .timeLimit(.minutes(2)))
+struct TCPFramingTests {
+    @Test("Frames written in random pieces arrive whole and in order", arguments: [1, 2, 3, 42, 1_000])
+    func randomPieces(seed: UInt64) async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let ok = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                var random = SeededGenerator(seed: seed)
+                // Sizes from 1 byte to past a receive chunk, so frames straddle chunk ends.
+                let payloads = (0..<300).map { i in
+                    payload(sender: 0, sequence: i, size: [1, 8, 100, 4_000, 70_000].randomElement(using: &random)!)
+                }
+                let stream = payloads.flatMap(frame)
+                var pieces: [[UInt8]] = []
+                var offset = 0
+                while offset < stream.count {
+                    let size = Int.random(in: 1...9_000, using: &random)
+                    pieces.append(Array(stream[offset..<min(offset + size, stream.count)]))
+                    offset += size
+                }
+                async let written: Void = {
+                    for piece in pieces { try await rawWrite(core, peer, piece) }
+                }()
+                var all = true
+                for expected in payloads {
+                    let message = try await transport.recv()
+                    all = all && message.bytes == expected
+                }
+                try await written
+                try await core.close(peer)
+                await transport.close()
+                await listener.close()
+                return all
+            }
+            #expect(ok)
+        }
+    }
+
+    @Test("Many frames in one write are split out of one read, each inside the pooled chunk")
+    func manyFramesOneWriteZeroCopy() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (ok, sameChunk, chunkSized) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                let payloads = (0..<200).map { payload(sender: 1, sequence: $0, size: 40) }
+                try await rawWrite(core, peer, payloads.flatMap(frame))
+                var frames: [Message] = []
+                for _ in payloads { frames.append(try await transport.recv()) }
+                let ok = zip(frames, payloads).allSatisfy { $0.bytes == $1 }
+                // The first frames came in one read: they lie in one chunk of the pool's 64 KiB class.
+                let first = frames[0].backingStorage!
+                let sameChunk = frames.prefix(10).allSatisfy { $0.isBacked(by: first) }
+                let chunkSized = first.capacity == transport.configuration.receiveChunkSize
+                try await core.close(peer)
+                await transport.close()
+                await listener.close()
+                return (ok, sameChunk, chunkSized)
+            }
+            #expect(ok)
+            #expect(sameChunk)
+            #expect(chunkSized)
+        }
+    }
+
+    @Test("1 MiB and 16 MiB frames round trip", arguments: [1 << 20, 16 << 20])
+    func largeFrames(size: Int) async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let ok = try await runtime.run(on: 0) { core in
+                let (client, server, listener) = try await connectedPair(on: core, group: group)
+                var buffer = client.allocateBuffer(capacity: size)
+                buffer.write { raw in
+                    for i in 0..<raw.count { raw[i] = UInt8(truncatingIfNeeded: i &* 131 &+ i >> 12) }
+                    return raw.count
+                }
+                let message = buffer.freeze()
+                // A task that uses `core` is isolated to it, so it may share the core's
+                // non-Sendable connections.
+                let sent = Task {
+                    _ = core
+                    try await client.send(message)
+                }
+                let received = try await server.recv()
+                try await sent.value
+                // Echo it back the other way, the receive posted first this time.
+                let back = Task {
+                    _ = core
+                    try await server.send(received)
+                }
+                let returned = try await client.recv()
+                try await back.value
+                let ok = received == message && returned == message && received.count == size
+                await client.close()
+                await server.close()
+                await listener.close()
+                return ok
+            }
+            #expect(ok)
+        }
+    }
+
+    @Test("100 concurrent senders x 1,000 frames arrive whole, in per-sender order, in fewer writes than frames")
+    func concurrentSenders() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (ok, writes, frames) = try await runtime.run(on: 0) { core in
+                let (client, server, listener) = try await connectedPair(on: core, group: group)
+                let senders = 100
+                let perSender = 1_000
+                let received = Task {
+                    _ = core
+                    var next = [Int](repeating: 0, count: senders)
+                    var ok = true
+                    for _ in 0..<(senders * perSender) {
+                        let message = try await server.recv()
+                        let bytes = message.bytes
+                        let sender = Int(UInt32(bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+                        let sequence = Int(UInt32(bigEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) }))
+                        ok = ok && sequence == next[sender] && bytes == payload(sender: sender, sequence: sequence, size: 24)
+                        next[sender] += 1
+                    }
+                    return ok
+                }
+                // Tasks that capture `core` inherit its isolation and may share the connection.
+                var tasks: [Task<Void, any Error>] = []
+                for sender in 0..<senders {
+                    let task = Task {
+                        _ = core
+                        for sequence in 0..<perSender {
+                            try await client.send(Message(payload(sender: sender, sequence: sequence, size: 24)))
+                        }
+                    }
+                    tasks.append(task)
+                }
+                for task in tasks { try await task.value }
+                let ok = try await received.value
+                let result = (ok, client.writeCount, client.framesSent)
+                await client.close()
+                await server.close()
+                await listener.close()
+                return result
+            }
+            #expect(ok)
+            #expect(frames == 100_000)
+            #expect(writes < frames)
+        }
+    }
+}
+

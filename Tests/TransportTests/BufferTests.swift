@@ -1,0 +1,93 @@
+import NetTransport
+import Testing
+
+@Suite("Buffers")
+struct BufferTests {
+    @Test("A writable buffer freezes into a message over the same storage, without a copy")
+    func freeze() {
+        let pool = PooledBufferAllocator()
+        var buffer = pool.allocate(capacity: 100)
+        buffer.append(contentsOf: Array("hello ".utf8))
+        buffer.append(bigEndian: UInt16(0x4142))
+        let storage = buffer.storage
+        let message = buffer.freeze()
+        #expect(message.count == 8)
+        #expect(message.isBacked(by: storage))
+        #expect(String(message) == "hello AB")
+        #expect(message.bytes == Array("hello AB".utf8))
+    }
+
+    @Test("Slices share storage; equality and hashing follow the bytes")
+    func slices() {
+        let message = Message("swift-net")
+        let slice = message.slice(6..<9)
+        #expect(String(slice) == "net")
+        #expect(slice.isBacked(by: message.backingStorage!))
+        #expect(slice == Message("net"))
+        #expect(Set([slice, Message("net")]).count == 1)
+        #expect(message[0] == UInt8(ascii: "s"))
+        #expect(Array(message[6..<9]) == Array("net".utf8))
+        #expect(Message().isEmpty && Message([UInt8]()).isEmpty)
+    }
+
+    @Test("A span borrows the bytes")
+    func span() {
+        let message = Message("span")
+        let bytes = message.span
+        #expect(bytes.byteCount == 4)
+        #expect(bytes.unsafeLoad(fromByteOffset: 0, as: UInt8.self) == UInt8(ascii: "s"))
+    }
+
+    @Test("Storage returns to its pool when no one holds it: no new storage at steady state")
+    func reuse() {
+        let pool = PooledBufferAllocator()
+        for _ in 0..<1_000 {
+            var buffer = pool.allocate(capacity: 64)
+            buffer.append(contentsOf: [1, 2, 3])
+            let message = buffer.freeze()
+            #expect(message.count == 3)
+        }
+        #expect(pool.statistics.created == 1)
+        #expect(pool.statistics.reused == 999)
+        // Held messages keep their storage out of the pool.
+        var held: [Message] = []
+        for i in 0..<10 {
+            var buffer = pool.allocate(capacity: 64)
+            buffer.append(contentsOf: [UInt8(i)])
+            held.append(buffer.freeze())
+        }
+        #expect(pool.statistics.created == 10)
+        #expect(held.enumerated().allSatisfy { $0.element.bytes == [UInt8($0.offset)] })
+        held.removeAll()
+        _ = pool.allocate(capacity: 64)
+        #expect(pool.statistics.created == 10)
+    }
+
+    @Test("Sizes above every class get storage of their own; full classes stop pooling")
+    func unpooled() {
+        let pool = PooledBufferAllocator(configuration: .init(sizeClasses: [64], maximumPerClass: { _ in 2 }))
+        let big = pool.allocate(capacity: 1_000)
+        #expect(big.capacity == 1_000)
+        let a = pool.allocate(capacity: 10)
+        let b = pool.allocate(capacity: 10)
+        let c = pool.allocate(capacity: 10)
+        #expect(a.capacity == 64 && b.capacity == 64 && c.capacity == 64)
+        #expect(pool.pooledCount == 2)
+        #expect(pool.statistics.unpooled == 2)
+    }
+
+    @Test("Wrapped memory runs its release action when the last message goes")
+    func wrapped() {
+        final class Flag { var released = false }
+        let flag = Flag()
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+        do {
+            let storage = BufferStorage(wrapping: memory, capacity: 16) { flag.released = true }
+            let message = Message(storage: storage, offset: 2, count: 4)
+            #expect(message.count == 4)
+            #expect(!flag.released)
+        }
+        #expect(flag.released)
+        memory.deallocate()
+    }
+}
