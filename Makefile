@@ -24,10 +24,10 @@ build: deps
 test: build test-uring test-epoll test-rdma
 
 test-uring:
-	NET_RUNTIME_BACKEND=io_uring $(SWIFT) test --skip-build
+	NET_RUNTIME_BACKEND=io_uring scripts/run-tests
 
 test-epoll:
-	NET_RUNTIME_BACKEND=epoll $(SWIFT) test --skip-build
+	NET_RUNTIME_BACKEND=epoll scripts/run-tests
 
 # The RDMA suites run in an emulated guest with a real soft-RoCE device (scripts/rdma-vm).
 test-rdma:

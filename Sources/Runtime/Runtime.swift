@@ -234,8 +234,8 @@ public final class Runtime: Sendable {
 
     /// Stops every core now and joins its thread: operations in flight are cancelled and end with
     /// an error, then each core closes its backend and the sockets it owns. Safe to call more than
-    /// once; must not be called from a core's own thread. See ``beginGracefulShutdown()`` for the
-    /// graceful way.
+    /// once; must not be called from a core's own thread. It blocks the calling thread: from async
+    /// code prefer ``stop()``. See ``beginGracefulShutdown()`` for the graceful way.
     public func shutdown() {
         let start = state.withLock { state -> Bool in
             guard !state.shutdownStarted else { return false }
@@ -245,6 +245,22 @@ public final class Runtime: Sendable {
         }
         guard start else { return }
         stopCores()
+    }
+
+    /// Stops every core now, like ``shutdown()``, but waits without blocking a thread: the joins
+    /// happen on a thread of their own. Use it from async code (a blocking join on Swift's
+    /// cooperative pool can starve the very tasks the cores are waiting for).
+    public func stop() async {
+        let start = state.withLock { state -> Bool in
+            guard !state.shutdownStarted else { return false }
+            state.shutdownStarted = true
+            state.phase = .draining
+            return true
+        }
+        if start {
+            CoreThread.detach(name: "net-shutdown") { self.stopCores() }
+        }
+        await run()
     }
 
     private func stopCores() {

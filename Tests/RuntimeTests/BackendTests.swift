@@ -32,7 +32,6 @@ struct BackendTests {
             $0.coreCount = 1
             $0.backend = .epoll
         })
-        defer { runtime.shutdown() }
         #expect(runtime.backendName == "epoll")
         let ok = try await runtime.run(on: 0) { core in
             let (a, b) = try Socket.pair()
@@ -50,6 +49,7 @@ struct BackendTests {
             try await core.close(b)
             return received == message
         }
+        await runtime.stop()
         #expect(ok)
     }
 }

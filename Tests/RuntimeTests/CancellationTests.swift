@@ -101,7 +101,7 @@ struct CancellationTests {
             return await caught { _ = try await core.recv(a, into: buffer.bytes) }
         }
         try await waitForPending(runtime, atLeast: 1)
-        runtime.shutdown()
+        await runtime.stop()
         let error = try await task.value
         #expect((error as? RuntimeError)?.isShutDown == true)
     }

@@ -56,7 +56,7 @@ struct CoreIsolationTests {
     @Test("Work submitted after shutdown gets a typed error")
     func afterShutdown() async throws {
         let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
-        runtime.shutdown()
+        await runtime.stop()
         let error = await caught { _ = try await runtime.run(on: 0) { core in core.index } }
         #expect((error as? RuntimeError)?.isShutDown == true)
         let missing = await caught { _ = try await runtime.run(on: 7) { core in core.index } }

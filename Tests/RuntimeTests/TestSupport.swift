@@ -14,8 +14,15 @@ func withRuntime<T>(
         $0.coreCount = cores
         $0.ringEntries = ringEntries
     })
-    defer { runtime.shutdown() }
-    return try await body(runtime)
+    // `stop()` rather than a blocking `shutdown()`: tests share Swift's small cooperative pool.
+    do {
+        let result = try await body(runtime)
+        await runtime.stop()
+        return result
+    } catch {
+        await runtime.stop()
+        throw error
+    }
 }
 
 /// Whether the tests run under the epoll backend.

@@ -9,8 +9,15 @@ import Testing
 /// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
 func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
     let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
-    defer { runtime.shutdown() }
-    return try await body(runtime)
+    // `stop()` rather than a blocking `shutdown()`: tests share Swift's small cooperative pool.
+    do {
+        let result = try await body(runtime)
+        await runtime.stop()
+        return result
+    } catch {
+        await runtime.stop()
+        throw error
+    }
 }
 
 /// A listening group on 127.0.0.1 (or `host`) for `cores` cores.

@@ -27,9 +27,12 @@ extension Core {
 
     /// ``perform(_:deadline:prepare:read:)`` for operations that need no scratch memory.
     @inline(__always)
-    nonisolated func perform(_ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil) async throws -> Int32 {
+    nonisolated func perform(
+        _ operation: IOOperation, _ name: IOError.Operation, deadline: Deadline? = nil, cancellable: Bool = true
+    ) async throws -> Int32 {
         try await performOperation(
-            on: self, name, deadline: deadline, prepare: { _ in operation }, read: { completion, _ in completion.result })
+            on: self, name, deadline: deadline, cancellable: cancellable,
+            prepare: { _ in operation }, read: { completion, _ in completion.result })
     }
 
     /// Accepts one connection on a listening socket. The new socket is non-blocking and
@@ -167,7 +170,8 @@ extension Core {
         let loop = try loopOnThisThread(.close)
         loop.ownedDescriptors.remove(fd)
         loop.backend.cancelAll(fd: fd)
-        _ = try await perform(.close(fd: fd), .close)
+        // Not cancellable: a cancelled task that closes its socket on the way out must still close it.
+        _ = try await perform(.close(fd: fd), .close, cancellable: false)
     }
 
     /// A no-op round trip through the backend (a hop through the kernel and back).
@@ -227,12 +231,12 @@ public enum IOVectors {
 ///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
 @inline(__always)
 func performOperation<R>(
-    on core: Core, _ name: IOError.Operation, deadline: Deadline? = nil,
+    on core: Core, _ name: IOError.Operation, deadline: Deadline? = nil, cancellable: Bool = true,
     isolation: isolated (any Actor)? = #isolation,
     prepare: (UnsafeMutableRawPointer) -> IOOperation,
     read: (Completion, UnsafeMutableRawPointer) -> R
 ) async throws -> R {
-    try Task.checkCancellation()
+    if cancellable { try Task.checkCancellation() }
     let loop = try core.loopOnThisThread(name)
     let id = loop.table.reserve()
     let scratch = loop.table.scratch(id)
@@ -245,7 +249,7 @@ func performOperation<R>(
             loop.start(id, operation, continuation: continuation)
         }
     } onCancel: {
-        executor.requestCancel(id)
+        if cancellable { executor.requestCancel(id) }
     }
     assert(executor.isOnCoreThread, "\(name) resumed off core \(core.index)'s thread")
     defer { loop.table.release(id) }

@@ -173,7 +173,9 @@ final class CoreLoop {
                 backend.poll(timeout: nil, handler)
                 continue
             }
-            if stopping && table.activeCount == 0 { break }
+            // Stop once the kernel holds nothing of ours. Completed operations whose tasks have
+            // not resumed yet do not hold the core: their jobs are queued, and run below.
+            if stopping && table.pendingCount == 0 { break }
 
             executor.parked.store(true, ordering: .sequentiallyConsistent)
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 {

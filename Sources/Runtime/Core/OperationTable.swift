@@ -56,8 +56,10 @@ struct OperationTable {
     /// Bytes of scratch memory per slot: room for a `sockaddr_storage` (128) and a `msghdr` (56).
     static let scratchSize = 256
     private static let slotsPerChunk = 256
-    /// Operations reserved, in flight or sleeping.
+    /// Operations reserved, in flight or sleeping, or completed and not yet released.
     private(set) var activeCount = 0
+    /// Operations handed to the backend or sleeping, whose completion is still to come.
+    private(set) var pendingCount = 0
 
     mutating func reserve() -> OperationID {
         let index: UInt32
@@ -86,8 +88,10 @@ struct OperationTable {
         return scratchChunks[i / Self.slotsPerChunk] + (i % Self.slotsPerChunk) * Self.scratchSize
     }
 
-    /// Frees the scratch chunks. Called once, when the core stops.
+    /// Frees the scratch chunks. Called once, when the core stops, and only if every slot was
+    /// released (a task that has yet to read its completion may still use its scratch memory).
     mutating func deallocate() {
+        guard activeCount == 0 else { return }
         for chunk in scratchChunks { chunk.deallocate() }
         scratchChunks.removeAll()
     }
@@ -107,6 +111,7 @@ struct OperationTable {
 
     mutating func begin(_ id: OperationID, state: State, continuation: UnsafeContinuation<Completion, Never>) {
         slots[Int(id.index)].state = state
+        pendingCount += 1
         slots[Int(id.index)].continuation = continuation
     }
 
@@ -118,6 +123,7 @@ struct OperationTable {
         let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
         slots[i].continuation = nil
         slots[i].state = .completed
+        pendingCount -= 1
         return (continuation, completion)
     }
 
