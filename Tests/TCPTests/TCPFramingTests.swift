@@ -6,7 +6,7 @@ import NetRuntime
 import NetTransport
 import Testing
 
-@Suite("TCP framing", .timeLimit(.minutes(2)))
+@Suite("TCP framing", .timeLimit(.minutes(1)))
 struct TCPFramingTests {
     @Test("Frames written in random pieces arrive whole and in order", arguments: [1, 2, 3, 42, 1_000])
     func randomPieces(seed: UInt64) async throws {
