@@ -62,19 +62,7 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
     public func send(_ value: sending Element, isolation: isolated (any Actor)? = #isolation) async throws {
         try Task.checkCancellation()
         // `value` moves into the channel under the lock; it is Sendable, so no region escapes.
-        let action: SendAction = state.withLock { state in
-            if state.closed { return .closed }
-            if let receiver = state.receiver {
-                state.receiver = nil
-                return .handOff(receiver.continuation)
-            }
-            if state.buffer.count < capacity {
-                state.buffer.append(value)
-                return .done
-            }
-            state.nextID &+= 1
-            return .wait(state.nextID)
-        }
+        let action = offer(value)
         switch action {
         case .done:
             return
@@ -120,10 +108,10 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
         }
     }
 
-    /// Sends a value if there is room now; returns false when the channel is full or closed.
-    @discardableResult
-    public func trySend(_ value: sending Element) -> Bool {
-        let action: SendAction = state.withLock { state in
+    /// Hands `value` to a waiting receiver or the buffer, under the lock; `.wait` (with a waiter
+    /// id) when the channel is full.
+    private func offer(_ value: Element) -> SendAction {
+        state.withLock { state in
             if state.closed { return .closed }
             if let receiver = state.receiver {
                 state.receiver = nil
@@ -133,9 +121,15 @@ public final class CoreChannel<Element: Sendable>: AsyncSequence, Sendable {
                 state.buffer.append(value)
                 return .done
             }
-            return .closed
+            state.nextID &+= 1
+            return .wait(state.nextID)
         }
-        switch action {
+    }
+
+    /// Sends a value if there is room now; returns false when the channel is full or closed.
+    @discardableResult
+    public func trySend(_ value: sending Element) -> Bool {
+        switch offer(value) {
         case .done: return true
         case .closed, .wait: return false
         case .handOff(let receiver):

@@ -56,16 +56,7 @@ enum CoreThread {
             executor.loop.run()
             CoreThread.setCurrent(nil)
         }
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(start).toOpaque()
-        let rc = pthread_create(&thread, nil, { context in
-            Unmanaged<Start>.fromOpaque(context!).takeRetainedValue().body()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<Start>.fromOpaque(context).release()
-            throw IOError(code: rc, operation: .threadCreate)
-        }
+        let thread = try spawn(start)
         while sem_wait(&handshake.semaphore) != 0 && errno == EINTR {}
         if case .failure(let error) = handshake.result {
             pthread_join(thread, nil)
@@ -80,18 +71,26 @@ enum CoreThread {
             curing_set_thread_name(name)
             body()
         }
+        if let thread = try? spawn(start) {
+            pthread_detach(thread)
+        } else {
+            body()
+        }
+    }
+
+    /// Creates a thread running `start`.
+    private static func spawn(_ start: Start) throws(IOError) -> pthread_t {
         var thread = pthread_t()
         let context = Unmanaged.passRetained(start).toOpaque()
         let rc = pthread_create(&thread, nil, { context in
             Unmanaged<Start>.fromOpaque(context!).takeRetainedValue().body()
             return nil
         }, context)
-        if rc == 0 {
-            pthread_detach(thread)
-        } else {
+        guard rc == 0 else {
             Unmanaged<Start>.fromOpaque(context).release()
-            body()
+            throw IOError(code: rc, operation: .threadCreate)
         }
+        return thread
     }
 
     /// Waits for a core's thread to end.
