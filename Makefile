@@ -23,11 +23,14 @@ build: deps
 
 test: build test-uring test-epoll test-rdma
 
+# RUN_TESTS_TRIES=2: a known intermittent hang (the 10,000-pending test under epoll, seen once in
+# about ten full parallel runs, never alone) is still open; a hung run is retried once, and a
+# failed test is never retried (see scripts/run-tests).
 test-uring:
-	NET_RUNTIME_BACKEND=io_uring scripts/run-tests
+	NET_RUNTIME_BACKEND=io_uring RUN_TESTS_TRIES=2 scripts/run-tests
 
 test-epoll:
-	NET_RUNTIME_BACKEND=epoll scripts/run-tests
+	NET_RUNTIME_BACKEND=epoll RUN_TESTS_TRIES=2 scripts/run-tests
 
 # The RDMA suites run in an emulated guest with a real soft-RoCE device (scripts/rdma-vm).
 test-rdma:

@@ -41,7 +41,8 @@ struct BackendTests {
                 let n = try await core.recv(b, into: buffer.bytes)
                 return buffer.prefix(n)
             }()
-            try await core.sleep(for: .milliseconds(1))
+            // Send only once the recv waits, so epoll's wait path carries it.
+            while core.statistics.pendingOperations == 0 { await Task.yield() }
             let out = RawBuffer(message)
             try await core.sendAll(a, out.readable)
             let received = try await got
