@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "NetBench",
             dependencies: [
-                "NetRuntime",
+                "NetRuntime", "NetTransport", "NetTCP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",

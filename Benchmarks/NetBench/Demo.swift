@@ -15,7 +15,9 @@ struct Demo: AsyncParsableCommand {
         try runtime.spawn(on: 0) { core in try await RuntimeEcho.serve(listener: listener, on: core) }
         let count = self.count
         let samples = try await runtime.run(on: runtime.cores.count - 1) { core in
-            try await RuntimeRTT.measure(core: core, address: address, size: 64, warmup: 1_000, count: count, maxSeconds: 30)
+            try await RuntimeRTT.measure(core: core, spec: WorkloadSpec(
+                workload: .rtt, address: address, size: 64, connections: 1, depth: 1, warmup: 1_000, count: count,
+                warmupSeconds: 0, durationSeconds: 0, maxSeconds: 30))
         }.sorted()
         print("\(samples.count) round trips of 64 B: p50 \(format(Double(percentile(samples, 50)) / 1000)) us, p99 \(format(Double(percentile(samples, 99)) / 1000)) us")
     }

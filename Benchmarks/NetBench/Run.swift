@@ -8,28 +8,72 @@ import NetRuntime
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a workload against `serve`.")
 
-    @Option(help: "Layer: runtime (raw sockets).") var layer: Layer = .runtime
-    @Option(help: "Workload: rtt.") var workload: Workload = .rtt
+    @Option(help: "Layer: runtime (raw sockets) or transport (framed messages).") var layer: Layer = .runtime
+    @Option(help: "Transport under the transport layer: tcp.") var transport: TransportKind = .tcp
+    @Option(help: "Workload: rtt, rate or bulk.") var workload: Workload = .rtt
     @Option(help: "Server address.") var host = "127.0.0.1"
     @Option(help: "Server port.") var port: Int
-    @Option(help: "Payload bytes.") var size = 64
+    @Option(help: "Payload bytes (default: 64, bulk 1 MiB).") var size: Int?
+    @Option(help: "Connections (rate 4, else 1).") var connections: Int?
+    @Option(help: "Requests in flight per connection (rate 32, bulk 4, rtt 1).") var depth: Int?
     @Option(help: "Warm-up round trips (rtt).") var warmup = 10_000
     @Option(help: "Timed round trips (rtt).") var count = 100_000
-    @Option(name: .customLong("max-s"), help: "Cap on the timed part, seconds.") var maxSeconds = 100.0
+    @Option(name: .customLong("warmup-s"), help: "Warm-up seconds (rate, bulk).") var warmupSeconds = 1.0
+    @Option(name: .customLong("duration-s"), help: "Timed seconds (rate, bulk).") var durationSeconds = 5.0
+    @Option(name: .customLong("max-s"), help: "Cap on the timed part of rtt, seconds.") var maxSeconds = 100.0
 
     func run() async throws {
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
+        if layer == .runtime && workload != .rtt { throw ValidationError("--layer runtime runs rtt only") }
+        let spec = WorkloadSpec(
+            workload: workload,
+            address: address,
+            size: size ?? (workload == .bulk ? 1 << 20 : 64),
+            connections: connections ?? (workload == .rate ? 4 : 1),
+            depth: depth ?? (workload == .rate ? 32 : workload == .bulk ? 4 : 1),
+            warmup: warmup, count: count,
+            warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds
+        )
+        // One core: `taskset -c 1` gives the client one CPU.
         let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
         defer { runtime.shutdown() }
-        let (size, warmup, count, maxSeconds) = (self.size, self.warmup, self.count, self.maxSeconds)
-        let samples = try await runtime.run(on: 0) { core in
-            try await RuntimeRTT.measure(core: core, address: address, size: size, warmup: warmup, count: count, maxSeconds: maxSeconds)
+        let layer = self.layer
+        let measurement = try await runtime.run(on: 0) { core in
+            switch layer {
+            case .runtime: Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
+            case .transport: try await TransportClient.measure(spec, on: core)
+            }
         }
-        let sorted = samples.sorted()
-        let p50 = Double(percentile(sorted, 50)) / 1000
-        let p99 = Double(percentile(sorted, 99)) / 1000
-        result(peer: "swift-net-\(layer.rawValue)-tcp", workload: "rtt", value: p50, unit: "us_p50", p99us: p99, n: sorted.count)
-        note("# rtt min \(format(Double(sorted.first ?? 0) / 1000)) us, p90 \(format(Double(percentile(sorted, 90)) / 1000)) us, p99.9 \(format(Double(percentile(sorted, 99.9)) / 1000)) us, max \(format(Double(sorted.last ?? 0) / 1000)) us")
+        report(measurement, peer: "swift-net-\(layer.rawValue)-\(transport.rawValue)", spec: spec)
+    }
+}
+
+/// The parameters of one workload run.
+struct WorkloadSpec: Sendable {
+    var workload: Workload
+    var address: SocketAddress
+    var size: Int
+    var connections: Int
+    var depth: Int
+    var warmup: Int
+    var count: Int
+    var warmupSeconds: Double
+    var durationSeconds: Double
+    var maxSeconds: Double
+}
+
+/// Prints the RESULT line (and context on stderr) for a measurement.
+func report(_ m: Measurement, peer: String, spec: WorkloadSpec) {
+    switch spec.workload {
+    case .rtt:
+        let sorted = m.samples.sorted()
+        let us = { (p: Double) in Double(percentile(sorted, p)) / 1000 }
+        result(peer: peer, workload: "rtt", value: us(50), unit: "us_p50", p99us: us(99), n: sorted.count)
+        note("# rtt min \(format(Double(sorted.first ?? 0) / 1000)) us, p90 \(format(us(90))) us, p99.9 \(format(us(99.9))) us, max \(format(Double(sorted.last ?? 0) / 1000)) us")
+    case .rate:
+        result(peer: peer, workload: "rate", value: (Double(m.completions) / m.seconds).rounded(), unit: "rpc_per_s", p99us: nil, n: m.completions)
+    case .bulk:
+        result(peer: peer, workload: "bulk", value: Double(m.bytes) / m.seconds / 1e6, unit: "MB_per_s", p99us: nil, n: m.completions)
     }
 }
 
@@ -38,17 +82,16 @@ enum RuntimeRTT {
     /// `@concurrent` with the core's executor preference: runs on the core, nonisolated, which
     /// costs one job per operation instead of three for actor-isolated code.
     @concurrent
-    static func measure(
-        core: Core, address: SocketAddress, size: Int, warmup: Int, count: Int, maxSeconds: Double
-    ) async throws -> [UInt64] {
-        let fd = try await core.connectTCP(to: address, timeout: .seconds(5))
+    static func measure(core: Core, spec: WorkloadSpec) async throws -> [UInt64] {
+        let size = spec.size
+        let fd = try await core.connectTCP(to: spec.address, timeout: .seconds(5))
         try Socket.setNoDelay(fd)
         let out = BenchBuffer(count: size)
         let reply = BenchBuffer(count: max(size, 64 * 1024))
         var samples: [UInt64] = []
-        samples.reserveCapacity(count)
-        let stop = Deadline.now + .milliseconds(Int64(maxSeconds * 1000))
-        for i in 0..<(warmup + count) {
+        samples.reserveCapacity(spec.count)
+        let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+        for i in 0..<(spec.warmup + spec.count) {
             let start = Deadline.now
             try await core.sendAll(fd, UnsafeRawBufferPointer(out.bytes))
             var got = 0
@@ -57,7 +100,7 @@ enum RuntimeRTT {
                 if n == 0 { throw IOError(code: ECONNRESET, operation: .recv) }
                 got += n
             }
-            if i >= warmup {
+            if i >= spec.warmup {
                 let end = Deadline.now
                 samples.append(end.nanoseconds - start.nanoseconds)
                 if end >= stop { break }

@@ -15,15 +15,20 @@ extension TCPTransport {
         try checkOpen()
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
-        defer { receiving = false }
         do {
-            return try await receiveFrame()
+            let frame = try await receiveFrame()
+            receiving = false
+            return frame
         } catch let error as TransportError {
+            receiving = false
             await fail(error)
+            await closeIfIdle() // ended by another task meanwhile: the receiver was the last user
             throw error
         } catch {
+            receiving = false
             let failure = TransportError.from(error, during: "recv")
             await fail(failure as? TransportError ?? TransportError(.closed, "recv cancelled"))
+            await closeIfIdle()
             throw failure
         }
     }

@@ -22,8 +22,15 @@ extension TCPTransport {
         queuedBytes += message.count
         if writing { return }
         writing = true
-        defer { writing = false }
-        try await writeQueued()
+        do {
+            try await writeQueued()
+        } catch {
+            writing = false
+            await closeIfIdle()
+            throw error
+        }
+        writing = false
+        await closeIfIdle()
     }
 
     /// Writes until the queue is empty, many frames per vectored send.
@@ -41,11 +48,23 @@ extension TCPTransport {
                 bytes += message.count
             }
             do {
-                // The queue keeps the messages (and so their memory) alive during the write.
+                // The queue keeps the messages (and so their memory) alive during the write; `fail`
+                // leaves the queue to the writer, which empties it once the kernel is done with it.
                 try await core.sendAll(fd, vectors: UnsafeMutableBufferPointer(start: vectors, count: 2 * frames))
             } catch {
+                // Closed meanwhile: report why it was closed, not the cancelled write.
+                if let failure = self.failure {
+                    dropQueue()
+                    throw failure
+                }
                 let failure = TransportError.from(error, during: "send")
                 await fail(failure as? TransportError ?? TransportError(.closed, "send cancelled"))
+                dropQueue()
+                throw failure
+            }
+            // Closed while the write was in flight: the frames went out, but the queue is void.
+            if let failure {
+                dropQueue()
                 throw failure
             }
             writeCount += 1
@@ -54,5 +73,12 @@ extension TCPTransport {
             queuedBytes -= bytes
             roomForSenders.signalAll()
         }
+    }
+
+    /// Forgets every queued frame (the connection has ended).
+    func dropQueue() {
+        queue.removeAll()
+        queuedBytes = 0
+        roomForSenders.signalAll()
     }
 }

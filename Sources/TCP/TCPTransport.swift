@@ -44,6 +44,8 @@ public final class TCPTransport: Transport {
 
     /// Why the connection ended, once it has.
     var failure: TransportError?
+    /// Whether the descriptor has been closed (after `failure`, once no operation uses it).
+    var descriptorClosed = false
 
     /// Wraps a connected socket the core owns.
     init(fd: Int32, core: Core, configuration: TCPConfiguration) throws {
@@ -82,14 +84,26 @@ public final class TCPTransport: Transport {
         await fail(TransportError(.closed, "closed"))
     }
 
-    /// Ends the connection with `error`: in-flight operations are cancelled, waiting senders
-    /// woken, the socket closed. Idempotent.
+    /// Ends the connection with `error`: waiting senders are woken and operations in flight are
+    /// ended (shutdown, then cancellation). The descriptor itself is closed only once the writer
+    /// and the receiver have returned, so neither can touch its number after it is reused.
+    /// Idempotent.
     func fail(_ error: TransportError) async {
         guard failure == nil else { return }
         failure = error
-        queue.removeAll()
-        queuedBytes = 0
-        roomForSenders.signalAll()
+        // A write in flight still reads the queued frames: its writer drops them when it resumes.
+        if !writing { dropQueue() } else { roomForSenders.signalAll() }
+        // Shutdown makes a pending or next send/recv on the socket fail at once; cancellation
+        // covers what shutdown does not wake.
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        try? core.cancelOperations(on: fd)
+        await closeIfIdle()
+    }
+
+    /// Closes the descriptor once the connection has ended and no operation uses it.
+    func closeIfIdle() async {
+        guard failure != nil, !writing, !receiving, !descriptorClosed else { return }
+        descriptorClosed = true
         try? await core.close(fd)
     }
 

@@ -27,7 +27,9 @@ struct TCPBadInputTests {
                 #expect(String(try await server.recv()) == "still fine")
                 await client.close()
                 await server.close()
-                try? await core.close(peer)
+                // Only if `bad` has not closed it: closing a number twice could close another
+                // test's descriptor (tests run in parallel in one process).
+                if try core.release(peer) { Socket.closeNow(peer) }
                 await listener.close()
                 return error
             }
@@ -164,5 +166,34 @@ struct TCPBadInputTests {
         try await core.close(peer)
         await listener.close()
         return (bounded, transport.queuedBytes, cancelled, healthy)
+    }
+
+    @Test("Closing while a write is in flight ends every sender with closed, and frees the queue")
+    func closeDuringWrite() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime, configuration: .defaults { $0.maximumQueuedBytes = 256 * 1024 })
+            let (codes, queued) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                var senders: [Task<TransportError.Code?, Never>] = []
+                for _ in 0..<4 {
+                    senders.append(Task {
+                        _ = core
+                        let frame = Message([UInt8](repeating: 0x44, count: 64 * 1024))
+                        do { while true { try await transport.send(frame) } } catch { return (error as? TransportError)?.code }
+                    })
+                }
+                // The writer is inside its send (the peer never reads) and the others wait for room.
+                while transport.roomForSenders.isEmpty { await Task.yield() }
+                await transport.close()
+                var codes: [TransportError.Code?] = []
+                for sender in senders { codes.append(await sender.value) }
+                try await core.close(peer)
+                await listener.close()
+                return (codes, transport.queuedBytes)
+            }
+            #expect(codes == Array(repeating: .closed, count: 4))
+            #expect(queued == 0)
+        }
     }
 }

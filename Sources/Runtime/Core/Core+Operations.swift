@@ -162,6 +162,13 @@ extension Core {
         _ = try await perform(.shutdown(fd: fd, how: how), .shutdown)
     }
 
+    /// Cancels every operation in flight on `fd` without closing it: their callers get
+    /// `ECANCELED`. Keep the descriptor open until they have all returned, so that none of them
+    /// goes on to use its number after a close (the number may by then name another file).
+    public nonisolated func cancelOperations(on fd: Int32) throws {
+        try loopOnThisThread(.close).backend.cancelAll(fd: fd)
+    }
+
     /// Cancels every operation in flight on `fd`, then closes it (and the core no longer owns it).
     ///
     /// `close(2)` alone does not stop operations in flight (each holds a reference to the file),

@@ -55,13 +55,27 @@ final class CoreLoop {
             complete(token: id.token, result: -ECANCELED, flags: 0)
             return
         }
+        if let result = table.earlyWake(of: id) {
+            complete(token: id.token, result: result, flags: 0)
+            return
+        }
         if let deadline { timers.schedule(id, at: deadline, action: .wake) }
     }
 
     /// Ends a sleep early with `result`; returns false if it had already ended.
     @discardableResult
     func wake(_ id: OperationID, result: Int32) -> Bool {
-        guard table.state(of: id) == .sleeping else { return false }
+        switch table.state(of: id) {
+        case .sleeping?:
+            break
+        case .reserved?:
+            // Woken between reserving and suspending (entering the cancellation handler can
+            // suspend): the sleep ends as soon as it begins.
+            table.setEarlyWake(id, result: result)
+            return true
+        default:
+            return false
+        }
         complete(token: id.token, result: result, flags: 0)
         return true
     }
@@ -103,6 +117,8 @@ final class CoreLoop {
                 complete(token: entry.operation.token, result: 0, flags: 0)
             case (.sleeping?, .timeout):
                 complete(token: entry.operation.token, result: 1, flags: 0)
+            case (.reserved?, .timeout):
+                table.setEarlyWake(entry.operation, result: 1)
             case (.inFlight?, .expire):
                 table.markTimedOut(entry.operation)
                 cancel(entry.operation)

@@ -47,6 +47,8 @@ struct OperationTable {
         var state: State = .free
         var cancelRequested = false
         var timedOut = false
+        /// A wake that came before the sleep began (the waiter had not yet suspended).
+        var earlyWake: Int32?
         var continuation: UnsafeContinuation<Completion, Never>?
     }
 
@@ -77,6 +79,7 @@ struct OperationTable {
         slots[Int(index)].state = .reserved
         slots[Int(index)].cancelRequested = false
         slots[Int(index)].timedOut = false
+        slots[Int(index)].earlyWake = nil
         activeCount += 1
         return OperationID(index: index, generation: slots[Int(index)].generation)
     }
@@ -108,6 +111,13 @@ struct OperationTable {
     mutating func markCancelRequested(_ id: OperationID) { slots[Int(id.index)].cancelRequested = true }
 
     mutating func markTimedOut(_ id: OperationID) { slots[Int(id.index)].timedOut = true }
+
+    /// A wake for a reserved slot, kept until its sleep begins; the first one counts.
+    func earlyWake(of id: OperationID) -> Int32? { slots[Int(id.index)].earlyWake }
+
+    mutating func setEarlyWake(_ id: OperationID, result: Int32) {
+        if slots[Int(id.index)].earlyWake == nil { slots[Int(id.index)].earlyWake = result }
+    }
 
     mutating func begin(_ id: OperationID, state: State, continuation: UnsafeContinuation<Completion, Never>) {
         slots[Int(id.index)].state = state

@@ -1,0 +1,92 @@
+import NetRuntime
+import NetTCP
+import NetTransport
+
+/// The framed echo over a `Transport`: the same shape as the peers' length-prefixed echo.
+enum TransportEcho {
+    /// Accepts on this core and echoes every frame back as it is (the received message itself is
+    /// sent: no copy).
+    static func serve(_ group: TCPListenerGroup, on core: isolated Core) async throws {
+        let listener = try group.listener(on: core)
+        while true {
+            let connection = try await listener.accept()
+            Task {
+                _ = core
+                do { while true { try await connection.send(try await connection.recv()) } } catch {}
+                await connection.close()
+            }
+        }
+    }
+}
+
+/// The client side of the transport workloads.
+enum TransportClient {
+    static func measure(_ spec: WorkloadSpec, on core: isolated Core) async throws -> Measurement {
+        let dialer = TCPDialer()
+        var connections: [TCPTransport] = []
+        for _ in 0..<spec.connections { connections.append(try await dialer.dial(spec.address, on: core)) }
+        defer { for c in connections { Task { _ = core; await c.close() } } }
+        let payload = payload(spec.size, from: connections[0])
+        switch spec.workload {
+        case .rtt:
+            let c = connections[0]
+            var samples: [UInt64] = []
+            samples.reserveCapacity(spec.count)
+            let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+            for i in 0..<(spec.warmup + spec.count) {
+                let start = Deadline.now
+                try await c.send(payload)
+                let reply = try await c.recv()
+                precondition(reply.count == spec.size, "short echo")
+                if i >= spec.warmup {
+                    let end = Deadline.now
+                    samples.append(end.nanoseconds - start.nanoseconds)
+                    if end >= stop { break }
+                }
+            }
+            return Measurement(samples: samples)
+        case .rate, .bulk:
+            return try await pipelined(connections, payload: payload, spec: spec, on: core)
+        }
+    }
+
+    /// Keeps `depth` requests in flight on every connection: each reply sends the next request.
+    static func pipelined(
+        _ connections: [TCPTransport], payload: Message, spec: WorkloadSpec, on core: isolated Core
+    ) async throws -> Measurement {
+        let tally = Tally()
+        for c in connections {
+            Task {
+                _ = core
+                do {
+                    for _ in 0..<spec.depth { try await c.send(payload) }
+                    while true {
+                        let reply = try await c.recv()
+                        tally.completions += 1
+                        tally.bytes += reply.count
+                        try await c.send(payload)
+                    }
+                } catch {}
+            }
+        }
+        try await core.sleep(for: .milliseconds(Int64(spec.warmupSeconds * 1000)))
+        let (c0, b0, t0) = (tally.completions, tally.bytes, Deadline.now)
+        try await core.sleep(for: .milliseconds(Int64(spec.durationSeconds * 1000)))
+        let (c1, b1, t1) = (tally.completions, tally.bytes, Deadline.now)
+        for c in connections { await c.close() }
+        return Measurement(completions: c1 - c0, bytes: b1 - b0, seconds: Double(t1.nanoseconds - t0.nanoseconds) / 1e9)
+    }
+
+    /// A payload built in the transport's own buffer, sent again and again without a copy.
+    static func payload(_ size: Int, from connection: TCPTransport) -> Message {
+        var buffer = connection.allocateBuffer(capacity: size)
+        buffer.append(contentsOf: repeatElement(UInt8(0x5a), count: size))
+        return buffer.freeze()
+    }
+}
+
+/// Counts completions; shared by tasks on one core only.
+final class Tally {
+    var completions = 0
+    var bytes = 0
+}

@@ -1,0 +1,52 @@
+import NetRuntime
+import Testing
+
+@Suite("Core wait queue", .timeLimit(.minutes(1)))
+struct WaitQueueTests {
+    @Test("A signal that comes while a waiter is still entering its wait is not lost")
+    func earlySignal() async throws {
+        try await withRuntime { runtime in
+            let woken = try await runtime.run(on: 0) { core in
+                let queue = CoreWaitQueue(core: core)
+                var waiters: [Task<Bool, Never>] = []
+                for _ in 0..<3 {
+                    waiters.append(Task { _ = core; do { try await queue.wait(); return true } catch { return false } })
+                }
+                // Signal as soon as they are queued, which may be before they have suspended.
+                while queue.isEmpty { await Task.yield() }
+                queue.signalAll()
+                var woken = 0
+                for waiter in waiters where await waiter.value { woken += 1 }
+                return woken
+            }
+            #expect(woken == 3)
+        }
+    }
+
+    @Test("A wait with a deadline times out with ETIMEDOUT; signalOne wakes the longest waiter")
+    func deadlineAndOrder() async throws {
+        try await withRuntime { runtime in
+            let (timedOut, first) = try await runtime.run(on: 0) { core in
+                let queue = CoreWaitQueue(core: core)
+                let timedOut: Bool
+                do {
+                    try await queue.wait(deadline: .now + .milliseconds(5))
+                    timedOut = false
+                } catch let error as IOError {
+                    timedOut = error.isTimeout
+                }
+                let a = Task { _ = core; try? await queue.wait(); return "a" }
+                while queue.isEmpty { await Task.yield() }
+                let b = Task { _ = core; try? await queue.wait(); return "b" }
+                await Task.yield()
+                queue.signalOne()
+                let first = await a.value
+                queue.signalAll()
+                _ = await b.value
+                return (timedOut, first)
+            }
+            #expect(timedOut)
+            #expect(first == "a")
+        }
+    }
+}
