@@ -4,6 +4,7 @@
 # plus the median ratio of ours to each peer. Needs `make bench` first (release net-bench).
 #
 #   Benchmarks/compare.sh runtime-rtt      # raw runtime sockets vs sockperf
+#   Benchmarks/compare.sh transport        # framed TCP echo: rtt, rate, bulk vs nio-echo, sockperf, iperf3
 #
 # Environment: ROUNDS (3), PEERS_DIR (../shared/peers), OUT (results/compare-<stamp>.txt).
 set -euo pipefail
@@ -19,6 +20,9 @@ mkdir -p "$(dirname "$OUT")"
 
 case $what in
   runtime-rtt) ours=("--layer runtime --workload rtt"); peers="sockperf"; workloads="rtt" ;;
+  transport) ours=("--layer transport --transport tcp --workload rtt" "--layer transport --transport tcp --workload rate"
+                   "--layer transport --transport tcp --workload bulk")
+             peers="nio-echo sockperf iperf3"; workloads="rtt rate bulk" ;;
   *) echo "unknown comparison: $what" >&2; exit 2 ;;
 esac
 

@@ -33,6 +33,7 @@ enum TransportClient {
             var samples: [UInt64] = []
             samples.reserveCapacity(spec.count)
             let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+            let before = core.statistics
             for i in 0..<(spec.warmup + spec.count) {
                 let start = Deadline.now
                 try await c.send(payload)
@@ -44,6 +45,9 @@ enum TransportClient {
                     if end >= stop { break }
                 }
             }
+            let after = core.statistics
+            let n = Double(spec.warmup + samples.count)
+            note("# client core per round trip: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads, \(format(Double(after.parks - before.parks) / n)) parks")
             return Measurement(samples: samples)
         case .rate, .bulk:
             return try await pipelined(connections, payload: payload, spec: spec, on: core)

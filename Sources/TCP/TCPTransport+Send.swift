@@ -7,6 +7,10 @@ public import NetTransport
 extension TCPTransport {
     /// Sends `message` as one frame. See ``TCPTransport`` for the queueing and coalescing rules.
     ///
+    /// Returns once the frame is queued: the connection's writer task writes it, together with
+    /// every frame queued before it runs (a task that receives and sends in a loop thus has its
+    /// replies leave in one vectored send per read).
+    ///
     /// - Throws: ``TransportError`` `.malformedFrame` for an empty message, `.frameTooLarge` above
     ///   `maximumFrameSize`, or why the connection ended; `CancellationError` if cancelled while
     ///   waiting for room.
@@ -20,16 +24,58 @@ extension TCPTransport {
         }
         queue.append(message)
         queuedBytes += message.count
-        if writing { return }
-        writing = true
-        do {
-            try await writeQueued()
-        } catch {
-            writing = false
-            await closeIfIdle()
-            throw error
+        if !writerStarted {
+            guard core.isCurrent else { throw RuntimeError.notOnCore("TCPTransport.send off its core's thread") }
+            writerStarted = true
+            launchWriter()
+        } else if !writing {
+            wakeWriter()
         }
-        writing = false
+    }
+
+    /// Starts the connection's writer: a task on the core that writes whatever is queued
+    /// whenever it runs, so frames queued by several tasks, or by one task between two of its
+    /// suspensions, leave together. Called on the core's thread (`send` checks).
+    private func launchWriter() {
+        // Unsafe boundary: the connection is confined to its core. The writer task is
+        // nonisolated but runs only on the core's executor (its preference, and every
+        // operation it awaits resumes there), so the connection stays on the core's thread.
+        // Nonisolated rather than isolated to the core actor: each await then costs one job
+        // instead of several (docs/RUNTIME.md).
+        nonisolated(unsafe) let transport = self
+        Task(executorPreference: core.executor) { @concurrent in
+            await transport.runWriter()
+        }
+    }
+
+    /// Resumes the writer if it is parked.
+    func wakeWriter() {
+        if let writer = writerParked {
+            writerParked = nil
+            writer.resume()
+        }
+    }
+
+    /// The writer's loop: write while frames are queued, wait while none is, end with the
+    /// connection (and close the descriptor if the receiver is done with it).
+    private func runWriter() async {
+        while failure == nil {
+            if queue.isEmpty {
+                // A bare continuation, resumed by the next send or by the end of the connection:
+                // the cheapest way to park a task on its core.
+                // The condition is checked again inside: the call may have suspended on its way.
+                await withUnsafeContinuation { writer in
+                    if queue.isEmpty && failure == nil { writerParked = writer } else { writer.resume() }
+                }
+                continue
+            }
+            writing = true
+            do {
+                try await writeQueued()
+            } catch {}  // writeQueued ended the connection; later sends throw why
+            writing = false
+        }
+        dropQueue()
         await closeIfIdle()
     }
 

@@ -27,7 +27,12 @@ public final class TCPTransport: Transport {
     // Sending.
     var queue = Deque<Message>()
     var queuedBytes = 0
+    /// Whether the writer task is inside a write (it then owns the queued frames' memory).
     var writing = false
+    /// Whether the writer task has been started (on the first send).
+    var writerStarted = false
+    /// The writer task while it waits for frames.
+    var writerParked: UnsafeContinuation<Void, Never>?
     let roomForSenders: CoreWaitQueue
     let headers: UnsafeMutablePointer<UInt32>
     let vectors: UnsafeMutablePointer<iovec>
@@ -93,6 +98,7 @@ public final class TCPTransport: Transport {
         failure = error
         // A write in flight still reads the queued frames: its writer drops them when it resumes.
         if !writing { dropQueue() } else { roomForSenders.signalAll() }
+        wakeWriter()
         // Shutdown makes a pending or next send/recv on the socket fail at once; cancellation
         // covers what shutdown does not wake.
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))

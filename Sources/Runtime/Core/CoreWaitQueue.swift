@@ -9,6 +9,10 @@ public final class CoreWaitQueue {
     /// The core whose tasks wait here.
     public let core: Core
     private var waiters = Deque<OperationID>()
+    /// A signal that found no waiter, kept for the next wait: a task that checked its condition
+    /// and then called `wait` may have been suspended in between (calling `wait` can hop), and
+    /// must not miss a signal sent meanwhile. Costs at most one spurious wake-up.
+    private var permit = false
 
     /// A wait queue for tasks on `core`.
     public init(core: Core) {
@@ -19,12 +23,17 @@ public final class CoreWaitQueue {
     public var isEmpty: Bool { waiters.isEmpty }
 
     /// Waits until signalled. Callers re-check their condition afterwards: a signal says
-    /// "look again", not "it is yours".
+    /// "look again", not "it is yours". A signal sent while no task waited is kept for the
+    /// next wait, which then returns at once.
     ///
     /// - Throws: `CancellationError` if the task is cancelled, ``IOError`` `ETIMEDOUT` if
     ///   `deadline` passes first, ``RuntimeError/notOnCore(_:)`` off the core.
     public func wait(deadline: Deadline? = nil, isolation: isolated (any Actor)? = #isolation) async throws {
         try Task.checkCancellation()
+        if permit {
+            permit = false
+            return
+        }
         let loop = try core.loopOnThisThread(.poll)
         let id = loop.table.reserve()
         if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
@@ -53,7 +62,10 @@ public final class CoreWaitQueue {
 
     /// Wakes every waiting task.
     public func signalAll() {
-        guard !waiters.isEmpty, let loop = try? core.loopOnThisThread(.poll) else { return }
+        guard !waiters.isEmpty, let loop = try? core.loopOnThisThread(.poll) else {
+            permit = true
+            return
+        }
         let woken = waiters
         waiters.removeAll(keepingCapacity: true)
         for id in woken { loop.wake(id, result: 0) }
@@ -65,6 +77,7 @@ public final class CoreWaitQueue {
         while let id = waiters.popFirst() {
             if loop.wake(id, result: 0) { return }
         }
+        permit = true
     }
 }
 
