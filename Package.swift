@@ -16,12 +16,15 @@ let package = Package(
         .library(name: "NetRuntime", targets: ["NetRuntime"]),
         .library(name: "NetTransport", targets: ["NetTransport"]),
         .library(name: "NetTCP", targets: ["NetTCP"]),
+        .library(name: "NetPool", targets: ["NetPool"]),
+        .library(name: "NetRPC", targets: ["NetRPC"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -57,6 +60,27 @@ let package = Package(
             path: "Sources/TCP",
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "NetPool",
+            dependencies: [
+                "NetRuntime", "NetTransport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            path: "Sources/Pool",
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NetRPC",
+            dependencies: [
+                "NetRuntime", "NetTransport", "NetPool",
+                .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
+            path: "Sources/RPC",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "NetBench",
             dependencies: [
@@ -83,6 +107,13 @@ let package = Package(
             name: "NetTCPTests",
             dependencies: ["NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/TCPTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NetRPCTests",
+            dependencies: ["NetRPC", "NetTCP", "NetTransport", "NetRuntime"],
+            path: "Tests/RPCTests",
+            resources: [.copy("Python")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

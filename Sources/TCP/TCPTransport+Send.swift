@@ -15,15 +15,25 @@ extension TCPTransport {
     ///   `maximumFrameSize`, or why the connection ended; `CancellationError` if cancelled while
     ///   waiting for room.
     public func send(_ message: Message) async throws {
+        try await enqueue(OutgoingFrame(head: message, body: Message()))
+    }
+
+    /// Sends `head` then `body` as one frame, gathered by the vectored write: neither is copied.
+    public func send(_ head: Message, _ body: Message) async throws {
+        try await enqueue(OutgoingFrame(head: head, body: body))
+    }
+
+    private func enqueue(_ frame: OutgoingFrame) async throws {
         try checkOpen()
-        try FrameHeader.validate(message.count, maximum: configuration.maximumFrameSize)
+        let count = frame.count
+        try FrameHeader.validate(count, maximum: configuration.maximumFrameSize)
         // Bound the queue; a frame bigger than the bound goes alone into an empty queue.
-        while queuedBytes > 0 && queuedBytes + message.count > configuration.maximumQueuedBytes {
+        while queuedBytes > 0 && queuedBytes + count > configuration.maximumQueuedBytes {
             try await roomForSenders.wait()
             try checkOpen()
         }
-        queue.append(message)
-        queuedBytes += message.count
+        queue.append(frame)
+        queuedBytes += count
         if !writerStarted {
             guard core.isCurrent else { throw RuntimeError.notOnCore("TCPTransport.send off its core's thread") }
             writerStarted = true
@@ -85,18 +95,25 @@ extension TCPTransport {
         while !queue.isEmpty {
             var frames = 0
             var bytes = 0
-            for message in queue.prefix(maximumFrames) {
-                headers[frames] = UInt32(truncatingIfNeeded: message.count).bigEndian
-                vectors[2 * frames] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
-                vectors[2 * frames + 1] = iovec(
-                    iov_base: UnsafeMutableRawPointer(mutating: message.baseAddress), iov_len: message.count)
+            var used = 0
+            for frame in queue.prefix(maximumFrames) {
+                headers[frames] = UInt32(truncatingIfNeeded: frame.count).bigEndian
+                vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
+                vectors[used + 1] = iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: frame.head.baseAddress), iov_len: frame.head.count)
+                used += 2
+                if !frame.body.isEmpty {
+                    vectors[used] = iovec(
+                        iov_base: UnsafeMutableRawPointer(mutating: frame.body.baseAddress), iov_len: frame.body.count)
+                    used += 1
+                }
                 frames += 1
-                bytes += message.count
+                bytes += frame.count
             }
             do {
                 // The queue keeps the messages (and so their memory) alive during the write; `fail`
                 // leaves the queue to the writer, which empties it once the kernel is done with it.
-                try await core.sendAll(fd, vectors: UnsafeMutableBufferPointer(start: vectors, count: 2 * frames))
+                try await core.sendAll(fd, vectors: UnsafeMutableBufferPointer(start: vectors, count: used))
             } catch {
                 // Closed meanwhile: report why it was closed, not the cancelled write.
                 if let failure = self.failure {
@@ -119,6 +136,13 @@ extension TCPTransport {
             queuedBytes -= bytes
             roomForSenders.signalAll()
         }
+    }
+
+    /// A queued frame: its head and an optional body, written back to back.
+    struct OutgoingFrame {
+        var head: Message
+        var body: Message
+        var count: Int { head.count + body.count }
     }
 
     /// Forgets every queued frame (the connection has ended).

@@ -25,7 +25,7 @@ public final class TCPTransport: Transport {
     let pool: TCPBufferPool
 
     // Sending.
-    var queue = Deque<Message>()
+    var queue = Deque<OutgoingFrame>()
     var queuedBytes = 0
     /// Whether the writer task is inside a write (it then owns the queued frames' memory).
     var writing = false
@@ -63,7 +63,7 @@ public final class TCPTransport: Transport {
         self.roomForSenders = CoreWaitQueue(core: core)
         let frames = max(configuration.maximumFramesPerWrite, 1)
         self.headers = .allocate(capacity: frames)
-        self.vectors = .allocate(capacity: frames * 2)
+        self.vectors = .allocate(capacity: frames * 3)
         if configuration.noDelay { try Socket.setNoDelay(fd) }
         if let timeout = configuration.userTimeout {
             let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)

@@ -5,13 +5,18 @@ public import NetRuntime
 /// Transports are non-Sendable: a connection lives on the core that made it, and the compiler
 /// keeps it there. Layers above (pool, RPC) are generic over this protocol and never import a
 /// driver.
-public protocol Transport: AnyObject {
+public protocol Transport: AnyObject, SendableMetatype {
     /// The core the connection lives on.
     var core: Core { get }
 
     /// Sends one message as one frame. Safe with many concurrent senders: each frame is written
     /// whole and frames keep the order in which `send` was called.
     func send(_ message: Message) async throws
+
+    /// Sends `head` followed by `body` as one frame (a protocol header before a payload the
+    /// caller did not build). Drivers gather the two without a copy where they can; the default
+    /// copies them into one buffer of ``allocateBuffer(capacity:)``.
+    func send(_ head: Message, _ body: Message) async throws
 
     /// Receives the next whole frame. One receiver at a time.
     func recv() async throws -> Message
@@ -33,6 +38,17 @@ public protocol Transport: AnyObject {
     var peerAddress: SocketAddress? { get }
 }
 
+extension Transport {
+    /// Copies `head` and `body` into one buffer and sends it.
+    public func send(_ head: Message, _ body: Message) async throws {
+        if body.isEmpty { return try await send(head) }
+        var buffer = allocateBuffer(capacity: head.count + body.count)
+        head.withUnsafeBytes { buffer.append($0) }
+        body.withUnsafeBytes { buffer.append($0) }
+        try await send(buffer.freeze())
+    }
+}
+
 /// Makes connections of one kind; handed to the connection pool and RPC clients, which never
 /// import a driver.
 public protocol TransportDialer: Sendable {
@@ -44,9 +60,12 @@ public protocol TransportDialer: Sendable {
 }
 
 /// Accepts connections on one core.
-public protocol TransportListener: AnyObject {
+public protocol TransportListener: AnyObject, SendableMetatype {
     /// The connections it accepts.
     associatedtype Connection: Transport
+
+    /// The core it accepts on (where its connections live).
+    var core: Core { get }
 
     /// Waits for the next connection.
     func accept() async throws -> Connection

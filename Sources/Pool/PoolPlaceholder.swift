@@ -1,0 +1,1 @@
+// NetPool: the connection pool and manager land here (issue 6).

@@ -1,0 +1,268 @@
+public import NetRuntime
+public import NetTransport
+import Logging
+
+/// The client side of one RPC connection, on the core that owns its transport: many calls at
+/// once, matched to their responses by call ID in any order.
+///
+/// Non-Sendable: it lives on its core, like its transport. Tasks on that core share it (see
+/// docs/RPC.md); tasks elsewhere reach peers through ``RPCClient``.
+public final class RPCConnection<T: Transport> {
+    /// The transport carrying the calls.
+    public let transport: T
+    /// The connection's core.
+    public let core: Core
+    let configuration: RPCConfiguration
+    let writer: FrameWriter
+
+    private var nextCallID: UInt64 = 1
+    private var pending: [UInt64: PendingCall] = [:]
+    private let room: CoreWaitQueue
+    private var peerLimit = Int.max
+    private var failure: RPCError?
+    private var goingAway = false
+    private var lastHeard = Deadline.now
+    private var unansweredPings = 0
+    private var keepalive: CoreWakeHandle?
+    private var scratch: [UInt8] = []
+    private var helloSent = false
+
+    struct PendingCall {
+        var handle: CoreWakeHandle?
+        var response: Message?
+        var error: RPCError?
+        var done: Bool { response != nil || error != nil }
+    }
+
+    /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
+    /// Call on the transport's core.
+    public init(_ transport: T, configuration: RPCConfiguration = .init()) throws {
+        guard transport.core.isCurrent else { throw RuntimeError.notOnCore("RPCConnection off its transport's core") }
+        self.transport = transport
+        self.core = transport.core
+        self.configuration = configuration
+        self.room = CoreWaitQueue(core: transport.core)
+        self.writer = FrameWriter { [unowned transport] capacity in transport.allocateBuffer(capacity: capacity) }
+        let connection = UnsafeTransfer(self)
+        Task(executorPreference: core.executor) { @concurrent in await connection.value.readLoop() }
+        if configuration.keepaliveInterval != nil {
+            Task(executorPreference: core.executor) { @concurrent in await connection.value.keepaliveLoop() }
+        }
+    }
+
+    /// Whether new calls may be made: open, and the server has not sent a go-away.
+    public var isUsable: Bool { failure == nil && !goingAway }
+
+    /// Whether the server has said it is shutting down.
+    public var isGoingAway: Bool { goingAway }
+
+    /// Calls waiting for their response.
+    public var pendingCount: Int { pending.count }
+
+    /// Calls `method` with `request` and returns its response.
+    ///
+    /// - Throws: ``RPCError``: the server's status, or `.deadlineExceeded`, `.cancelled` (the
+    ///   task was cancelled: a cancel frame tells the server), `.connectionLost`, `.unavailable`
+    ///   (go-away), `.resourceExhausted` (full, with ``RPCConfiguration/failFastWhenFull``),
+    ///   `.undecodable` (the response).
+    public func call<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions = .init()
+    ) async throws(RPCError) -> Response {
+        let id = try await begin(method, request, options: options, kind: .request)
+        let response = try await wait(id, deadline: options.deadline)
+        do {
+            return try method.responseCodec.decode(response)
+        } catch {
+            throw RPCError(.undecodable, "\(method.name): the response could not be decoded: \(error)")
+        }
+    }
+
+    /// Sends a one-way message: no response, no error from the handler.
+    public func notify<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions = .init()
+    ) async throws(RPCError) {
+        _ = try await begin(method, request, options: options, kind: .oneWay)
+    }
+
+    /// Closes the connection: pending calls fail with ``RPCError/Code/connectionLost``.
+    public func close() async {
+        await fail(RPCError(.connectionLost, "the connection was closed"))
+    }
+
+    // MARK: Calls
+
+    private func begin<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions, kind: FrameKind
+    ) async throws(RPCError) -> UInt64 {
+        if let failure { throw failure }
+        if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
+        do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
+        let limit = min(configuration.maximumConcurrentCalls, peerLimit)
+        while kind == .request && pending.count >= limit {
+            if configuration.failFastWhenFull {
+                throw RPCError(.resourceExhausted, "\(limit) calls in flight on this connection")
+            }
+            do { try await room.wait(deadline: options.deadline) } catch { throw Self.waitError(error) }
+            if let failure { throw failure }
+        }
+        var payload = Payload(reusing: scratch)
+        do {
+            try method.requestCodec.encode(request, into: &payload)
+        } catch {
+            throw RPCError(.undecodable, "\(method.name): the request could not be encoded: \(error)")
+        }
+        let body = payload.message { transport.allocateBuffer(capacity: $0) }
+        scratch = payload.bytes
+        let id = nextCallID
+        nextCallID += 1
+        var timeout: UInt64?
+        if let deadline = options.deadline {
+            guard !deadline.hasPassed else { throw RPCError(.deadlineExceeded, "the deadline passed before the call was sent") }
+            timeout = deadline.nanoseconds - Deadline.now.nanoseconds
+        }
+        let head = writer.call(
+            kind, callID: id, method: options.byName ? .name(method.name) : .id(method.id),
+            timeoutNanoseconds: timeout, metadata: options.metadata)
+        if kind == .request { pending[id] = PendingCall() }
+        do {
+            try await transport.send(head, body)
+        } catch {
+            pending[id] = nil
+            throw RPCError(.connectionLost, "the request could not be sent: \(error)")
+        }
+        return id
+    }
+
+    private func wait(_ id: UInt64, deadline: Deadline?) async throws(RPCError) -> Message {
+        defer {
+            pending[id] = nil
+            room.signalOne()
+        }
+        if pending[id]?.done != true {
+            do {
+                _ = try await suspendOnCore(core, deadline: deadline) { handle in pending[id]?.handle = handle }
+            } catch {
+                if pending[id]?.done != true {
+                    let failure = Self.waitError(error)
+                    if failure.code == .deadlineExceeded || failure.code == .cancelled {
+                        // Tell the server to stop working on it; the response, if any, is ignored.
+                        try? await transport.send(writer.bare(.cancel, callID: id))
+                    }
+                    throw failure
+                }
+            }
+        }
+        guard let call = pending[id] else { throw RPCError(.connectionLost, "the connection ended") }
+        if let response = call.response { return response }
+        throw call.error ?? RPCError(.unknown, "no response")
+    }
+
+    private static func waitError(_ error: any Error) -> RPCError {
+        switch error {
+        case let error as IOError where error.isTimeout: RPCError(.deadlineExceeded, "the deadline passed")
+        case is CancellationError: RPCError(.cancelled, "the call was cancelled")
+        default: RPCError(.connectionLost, "\(error)")
+        }
+    }
+
+    // MARK: Reading
+
+    /// The hello goes first, before any call: whichever of the reader and the first caller
+    /// runs first sends it (the transport keeps the order in which frames are sent).
+    private func sendHelloIfNeeded() async throws {
+        guard !helloSent else { return }
+        helloSent = true
+        let limits = HelloLimits(
+            maximumConcurrentCalls: UInt32(clamping: configuration.maximumConcurrentCalls),
+            maximumMetadataBytes: UInt32(clamping: configuration.maximumMetadataBytes))
+        try await transport.send(writer.hello(limits))
+    }
+
+    private func readLoop() async {
+        var ending = RPCError(.connectionLost, "the connection ended")
+        do {
+            try await sendHelloIfNeeded()
+            while failure == nil {
+                let message = try await transport.recv()
+                lastHeard = .now
+                unansweredPings = 0
+                let frame: RPCFrame
+                do {
+                    frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
+                } catch {
+                    guard error.fatal else { continue }
+                    ending = RPCError(.connectionLost, "the server broke the protocol: \(error.error.message)")
+                    break
+                }
+                switch frame.kind {
+                case .response:
+                    complete(frame.callID) { $0.response = frame.payload }
+                case .error:
+                    let status = frame.status ?? RPCError(.unknown, "")
+                    if frame.callID == 0 {
+                        ending = RPCError(.connectionLost, "the server closed the connection: \(status)")
+                    } else {
+                        complete(frame.callID) { $0.error = status }
+                    }
+                case .goAway:
+                    goingAway = true
+                    configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
+                case .hello:
+                    if let limit = frame.helloLimits?.maximumConcurrentCalls { peerLimit = max(Int(limit), 1) }
+                case .ping:
+                    try await transport.send(writer.bare(.pong, callID: frame.callID))
+                case .pong, .request, .oneWay, .cancel:
+                    break
+                }
+            }
+        } catch {
+            ending = RPCError(.connectionLost, "the connection ended: \(error)")
+        }
+        await fail(ending)
+    }
+
+    private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
+        guard var call = pending[id], !call.done else { return }  // unknown: cancelled or timed out
+        body(&call)
+        pending[id] = call
+        if let handle = call.handle { core.resume(handle) }
+    }
+
+    /// Ends the connection with `error`: every pending call fails with it at once.
+    private func fail(_ error: RPCError) async {
+        guard failure == nil else { return }
+        failure = error
+        for id in pending.keys { complete(id) { $0.error = error } }
+        room.signalAll()
+        if let keepalive { core.resume(keepalive) }
+        await transport.close()
+    }
+
+    // MARK: Keepalive
+
+    private func keepaliveLoop() async {
+        guard let interval = configuration.keepaliveInterval else { return }
+        var pingID: UInt64 = 0
+        while failure == nil {
+            let wake = max(lastHeard + interval, Deadline.now + .milliseconds(1))
+            do {
+                _ = try await suspendOnCore(core, deadline: wake) { keepalive = $0 }
+            } catch let error as IOError where error.isTimeout {
+            } catch {
+                break
+            }
+            keepalive = nil
+            guard failure == nil else { break }
+            guard (lastHeard + interval).hasPassed else { continue }
+            if unansweredPings >= configuration.keepaliveAllowedMisses {
+                configuration.logger.info("rpc: keepalive: the peer stopped answering", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
+                await fail(RPCError(.connectionLost, "the peer did not answer \(unansweredPings) pings"))
+                break
+            }
+            unansweredPings += 1
+            pingID &+= 1
+            lastHeard = .now  // the next ping after another interval of silence
+            try? await transport.send(writer.bare(.ping, callID: pingID))
+        }
+    }
+}

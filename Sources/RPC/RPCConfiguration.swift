@@ -1,0 +1,32 @@
+public import Logging
+
+/// Limits and timings of RPC connections, each with a safe default.
+public struct RPCConfiguration: Sendable {
+    /// Calls in flight per connection. A server answers calls over it with
+    /// ``RPCError/Code/resourceExhausted``; a client's callers wait for room, or fail fast with
+    /// that code when ``failFastWhenFull`` is set.
+    public var maximumConcurrentCalls = 1024
+    /// Whether a client fails a call at once, rather than waiting, when the connection has
+    /// `maximumConcurrentCalls` in flight.
+    public var failFastWhenFull = false
+    /// Metadata bytes per request.
+    public var maximumMetadataBytes = 4096
+    /// How often a client pings a connection that has been silent that long; nil turns it off.
+    public var keepaliveInterval: Duration? = .seconds(10)
+    /// Pings in a row left unanswered before the connection is declared lost.
+    public var keepaliveAllowedMisses = 2
+    /// How long a draining server waits for calls in flight before closing anyway.
+    public var drainTimeout: Duration = .seconds(10)
+    /// Where connection-level events go (not per call).
+    public var logger = Logger(label: "swift-net.rpc")
+
+    /// The defaults.
+    public init() {}
+
+    /// The defaults, changed by `body`.
+    public static func defaults(_ body: (inout RPCConfiguration) -> Void) -> RPCConfiguration {
+        var configuration = RPCConfiguration()
+        body(&configuration)
+        return configuration
+    }
+}

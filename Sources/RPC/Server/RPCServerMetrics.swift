@@ -1,0 +1,21 @@
+import CoreMetrics
+
+/// swift-metrics instruments of one method on the server: calls, errors by status, latency.
+struct MethodMetrics: Sendable {
+    let calls: Counter
+    let errors: Counter
+    let latency: Timer
+
+    init(side: String, method: String) {
+        let dimensions = [("method", method)]
+        calls = Counter(label: "rpc_\(side)_calls_total", dimensions: dimensions)
+        errors = Counter(label: "rpc_\(side)_errors_total", dimensions: dimensions)
+        latency = Timer(label: "rpc_\(side)_latency", dimensions: dimensions)
+    }
+
+    func record(startNanoseconds: UInt64, endNanoseconds: UInt64, failed: Bool) {
+        calls.increment()
+        if failed { errors.increment() }
+        latency.recordNanoseconds(Int64(endNanoseconds &- startNanoseconds))
+    }
+}

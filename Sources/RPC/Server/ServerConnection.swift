@@ -1,0 +1,258 @@
+import HeapModule
+import NetRuntime
+import NetTransport
+import Logging
+
+/// One connection served by an ``RPCServer``, on its core: a read loop that parses frames and
+/// starts a task per call, a deadline sweeper, and the drain. Non-Sendable: it lives on its core.
+final class ServerConnection<T: Transport>: DrainableConnection {
+    let transport: T
+    let server: RPCServer
+    let writer: FrameWriter
+    let core: Core
+    let peer: SocketAddress?
+    private let serverKey: ObjectIdentifier
+
+    /// Calls running now, by call ID.
+    private var calls: [UInt64: RunningCall] = [:]
+    private var deadlines = Heap<DeadlineEntry>()
+    private var sweeper: CoreWakeHandle?
+    private var sweeperRunning = false
+    private var helloReceived = false
+    private var draining = false
+    private var ended = false
+    private var highestCallID: UInt64 = 0
+
+    struct RunningCall {
+        var task: Task<Void, Never>?
+        var expired = false
+        var cancelledByPeer = false
+    }
+
+    struct DeadlineEntry: Comparable {
+        var deadline: Deadline
+        var callID: UInt64
+        static func < (a: DeadlineEntry, b: DeadlineEntry) -> Bool { a.deadline < b.deadline }
+    }
+
+    init(_ transport: T, server: RPCServer) {
+        self.transport = transport
+        self.server = server
+        self.core = transport.core
+        self.peer = transport.peerAddress
+        self.serverKey = ObjectIdentifier(server)
+        self.writer = FrameWriter { [unowned transport] capacity in transport.allocateBuffer(capacity: capacity) }
+    }
+
+    /// Starts the read loop (on the core's thread).
+    func launch() {
+        let connection = UnsafeTransfer(self)
+        Task(executorPreference: core.executor) { @concurrent in await connection.value.readLoop() }
+    }
+
+    private var configuration: RPCConfiguration { server.configuration }
+
+    // MARK: Reading
+
+    private func readLoop() async {
+        let limits = HelloLimits(
+            maximumConcurrentCalls: UInt32(clamping: configuration.maximumConcurrentCalls),
+            maximumMetadataBytes: UInt32(clamping: configuration.maximumMetadataBytes))
+        do {
+            try await transport.send(writer.hello(limits))
+            while !ended {
+                let message = try await transport.recv()
+                let frame: RPCFrame
+                do {
+                    frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
+                } catch {
+                    if error.fatal {
+                        configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error.error)"])
+                        try? await transport.send(writer.status(.error, callID: 0, error.error))
+                        break
+                    }
+                    if let callID = error.callID { try await transport.send(writer.status(.error, callID: callID, error.error)) }
+                    continue
+                }
+                if !helloReceived {
+                    guard frame.kind == .hello, let versions = frame.helloVersions, versions.contains(RPCWire.version) else {
+                        let reason = frame.kind == .hello ? "no common protocol version" : "the first frame must be a hello"
+                        try? await transport.send(writer.status(.error, callID: 0, RPCError(.protocolError, reason)))
+                        break
+                    }
+                    helloReceived = true
+                    continue
+                }
+                if try await handle(frame) == false { break }
+            }
+        } catch {
+            // The transport ended: the peer closed, reset or went silent.
+        }
+        await end()
+    }
+
+    /// Handles one frame; returns false to close the connection.
+    private func handle(_ frame: RPCFrame) async throws -> Bool {
+        switch frame.kind {
+        case .request, .oneWay:
+            return try await startCall(frame)
+        case .cancel:
+            if var call = calls[frame.callID] {  // an unknown ID: the call already ended
+                call.cancelledByPeer = true
+                calls[frame.callID] = call
+                call.task?.cancel()
+            }
+        case .ping:
+            try await transport.send(writer.bare(.pong, callID: frame.callID))
+        case .pong, .hello, .response, .error, .goAway:
+            break  // a client's responses, errors or go-aways have no meaning here; ignored
+        }
+        return true
+    }
+
+    private func startCall(_ frame: RPCFrame) async throws -> Bool {
+        let id = frame.callID
+        let oneWay = frame.kind == .oneWay
+        if calls[id] != nil {
+            // Two calls with one ID: responses could not be told apart. The client is broken.
+            try? await transport.send(writer.status(.error, callID: 0, RPCError(.protocolError, "duplicate call ID \(id)")))
+            return false
+        }
+        func refuse(_ error: RPCError) async throws {
+            if !oneWay { try await transport.send(writer.status(.error, callID: id, error)) }
+        }
+        if draining {
+            try await refuse(RPCError(.unavailable, "the server is shutting down"))
+            return true
+        }
+        guard calls.count < configuration.maximumConcurrentCalls else {
+            try await refuse(RPCError(.resourceExhausted, "over \(configuration.maximumConcurrentCalls) calls in flight on this connection"))
+            return true
+        }
+        guard let handler = server.handlers.handler(for: frame.method) else {
+            try await refuse(RPCError(.unknownMethod, "no method \(frame.method)"))
+            return true
+        }
+        highestCallID = max(highestCallID, id)
+        let start = Deadline.now
+        let deadline = frame.timeoutNanoseconds.map { Deadline(nanoseconds: start.nanoseconds &+ min($0, UInt64(Int64.max) / 2)) }
+        let context = RPCContext(
+            core: core, peer: peer, deadline: deadline, metadata: frame.metadata, method: frame.method, callID: id)
+        calls[id] = RunningCall()
+        if let deadline {
+            if deadline.hasPassed {
+                calls[id]?.expired = true
+            } else {
+                deadlines.insert(DeadlineEntry(deadline: deadline, callID: id))
+                armSweeper()
+            }
+        }
+        let connection = UnsafeTransfer(self)
+        let payload = UnsafeTransfer(frame.payload)
+        let task = Task(executorPreference: core.executor) { @concurrent in
+            await connection.value.run(handler, payload: payload.value, context: context, oneWay: oneWay, start: start)
+        }
+        // The task may have finished already (it runs only when this one yields, so not yet).
+        if calls[id] != nil { calls[id]?.task = task }
+        if calls[id]?.expired == true { task.cancel() }
+        return true
+    }
+
+    private func run(_ handler: RPCHandler, payload: Message, context: RPCContext, oneWay: Bool, start: Deadline) async {
+        var response = Payload()
+        var failure: RPCError?
+        if Task.isCancelled {
+            failure = RPCError(.cancelled, "cancelled")
+        } else {
+            do {
+                try await handler.run(payload, context, &response)
+            } catch {
+                failure = error
+            }
+        }
+        let call = calls.removeValue(forKey: context.callID)
+        if call?.expired == true {
+            failure = RPCError(.deadlineExceeded, "the deadline passed while the handler ran")
+        }
+        server.metrics[handler.id]?.record(
+            startNanoseconds: start.nanoseconds, endNanoseconds: Deadline.now.nanoseconds, failed: failure != nil)
+        if !oneWay && !ended {
+            if let failure {
+                try? await transport.send(writer.status(.error, callID: context.callID, failure))
+            } else {
+                let body = response.message { transport.allocateBuffer(capacity: $0) }
+                try? await transport.send(writer.response(callID: context.callID), body)
+            }
+        }
+        if draining && calls.isEmpty { await close() }
+    }
+
+    // MARK: Deadlines
+
+    /// Wakes or starts the sweeper, which cancels calls past their deadline.
+    private func armSweeper() {
+        if let sweeper {
+            core.resume(sweeper)
+        } else if !sweeperRunning {
+            sweeperRunning = true
+            let connection = UnsafeTransfer(self)
+            Task(executorPreference: core.executor) { @concurrent in await connection.value.sweep() }
+        }
+    }
+
+    private func sweep() async {
+        while !ended {
+            while let first = deadlines.min, first.deadline.hasPassed || calls[first.callID] == nil {
+                deadlines.removeMin()
+                if var call = calls[first.callID] {
+                    call.expired = true
+                    calls[first.callID] = call
+                    call.task?.cancel()
+                }
+            }
+            do {
+                _ = try await suspendOnCore(core, deadline: deadlines.min?.deadline ?? .distantFuture) { sweeper = $0 }
+            } catch let error as IOError where error.isTimeout {
+            } catch {
+                break
+            }
+            sweeper = nil
+        }
+        sweeper = nil
+        sweeperRunning = false
+    }
+
+    // MARK: Ending
+
+    /// Go-away, then close once the calls in flight have ended (or the drain timeout passes).
+    func drain() async {
+        guard !draining, !ended else { return }
+        draining = true
+        try? await transport.send(writer.status(.goAway, callID: highestCallID, RPCError(.unavailable, "the server is shutting down")))
+        if calls.isEmpty {
+            await close()
+            return
+        }
+        let connection = UnsafeTransfer(self)
+        let timeout = configuration.drainTimeout
+        Task(executorPreference: core.executor) { @concurrent in
+            try? await connection.value.core.sleep(for: timeout)
+            await connection.value.close()
+        }
+    }
+
+    private func close() async {
+        guard !ended else { return }
+        ended = true
+        await transport.close()
+    }
+
+    private func end() async {
+        ended = true
+        for call in calls.values { call.task?.cancel() }
+        if let sweeper { core.resume(sweeper) }
+        await transport.close()
+        if let registry = try? ServerRegistry.on(core) { registry.remove(self, for: serverKey) }
+        server.connectionEnded()
+    }
+}

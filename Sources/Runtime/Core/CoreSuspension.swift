@@ -1,0 +1,58 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Names one suspended task of a core, so that code on the same core can resume it with
+/// ``Core/resume(_:result:)``: the reply to an RPC, a credit returned.
+public struct CoreWakeHandle: Hashable, Sendable {
+    let id: OperationID
+    public static func == (a: CoreWakeHandle, b: CoreWakeHandle) -> Bool { a.id.token == b.id.token }
+    public func hash(into hasher: inout Hasher) { hasher.combine(id.token) }
+}
+
+/// Suspends the current task on `core` until ``Core/resume(_:result:)`` names the handle that
+/// `register` was given, the deadline passes, or the task is cancelled. `register` runs before
+/// the task suspends (store the handle where the resumer will find it); a resume that comes
+/// before the suspension itself is kept, never lost. No allocation.
+///
+/// - Returns: the `result` given to `resume` (a value of the caller's choosing, ≥ 0).
+/// - Throws: `CancellationError`, ``IOError`` `ETIMEDOUT` past `deadline`,
+///   ``RuntimeError/shutDown(_:)`` if the core stops, ``RuntimeError/notOnCore(_:)`` off it.
+public func suspendOnCore(
+    _ core: Core, deadline: Deadline? = nil, isolation: isolated (any Actor)? = #isolation,
+    register: (CoreWakeHandle) -> Void
+) async throws -> Int32 {
+    try Task.checkCancellation()
+    let loop = try core.loopOnThisThread(.poll)
+    let id = loop.table.reserve()
+    if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+    register(CoreWakeHandle(id: id))
+    let executor = core.executor
+    // Uses `isolation` inside the operation: see `performOperation` for why.
+    let completion = await withTaskCancellationHandler {
+        _ = isolation
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+            loop.startSleep(id, until: nil, continuation: continuation)
+        }
+    } onCancel: {
+        executor.requestCancel(id)
+    }
+    loop.table.release(id)
+    // The timer's timeout completes with 1, a resume with its result + 2, a cancel below 0.
+    if completion.result == 1 { throw IOError(code: ETIMEDOUT, operation: .poll) }
+    if completion.result >= 2 { return completion.result - 2 }
+    if Task.isCancelled { throw CancellationError() }
+    throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
+}
+
+extension Core {
+    /// Resumes the task suspended with `handle` (see ``suspendOnCore(_:deadline:isolation:register:)``)
+    /// with `result` (≥ 0). Returns false if it has already ended (cancelled, timed out).
+    /// Call on the core's thread.
+    @discardableResult
+    public nonisolated func resume(_ handle: CoreWakeHandle, result: Int32 = 0) -> Bool {
+        precondition(result >= 0 && result < Int32.max - 2, "resume results are small non-negative values")
+        guard let loop = try? loopOnThisThread(.poll) else { return false }
+        return loop.wake(handle.id, result: result + 2)
+    }
+}

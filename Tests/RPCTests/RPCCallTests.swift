@@ -1,0 +1,181 @@
+import NetRPC
+import NetRuntime
+import NetTCP
+import NetTransport
+import Testing
+
+@Suite("RPC calls over TCP", .timeLimit(.minutes(1)))
+struct RPCCallTests {
+    @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler")
+    func basics() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            let results = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                defer { Task { _ = core; await rpc.close() } }
+                let echo = try await rpc.call(TestAPI.echo, "hello")
+                let raw = String(try await rpc.call(TestAPI.raw, Message("raw bytes")))
+                let json = try await rpc.call(TestAPI.json, TestAPI.Point(x: 2, y: 1.5))
+                let byName = try await rpc.call(TestAPI.echo, "by name", options: RPCCallOptions(byName: true))
+                let metadata = try await rpc.call(TestAPI.metadata, "traceparent", options: RPCCallOptions(metadata: ["traceparent": "00-abc-01"]))
+                let noDeadline = try await rpc.call(TestAPI.deadline, 0)
+                let deadline = try await rpc.call(TestAPI.deadline, 0, options: .timeout(.seconds(5)))
+                return (echo, raw, json, byName, metadata, noDeadline, deadline)
+            }
+            #expect(results.0 == "hello")
+            #expect(results.1 == "raw bytes")
+            #expect(results.2 == TestAPI.Point(x: 4, y: 3))
+            #expect(results.3 == "by name")
+            #expect(results.4 == "00-abc-01")
+            #expect(results.5 == -1)
+            #expect(results.6 > 4000 && results.6 <= 5000)
+        }
+    }
+
+    @Test("Concurrent calls on one connection complete out of order, each with its own response")
+    func outOfOrder() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            let order = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                var order: [Int] = []
+                var tasks: [Task<Void, any Error>] = []
+                for ms in [300, 100, 200, 0] {
+                    tasks.append(Task {
+                        _ = core
+                        let reply = try await rpc.call(TestAPI.sleep, ms)
+                        #expect(reply == ms)
+                        order.append(reply)
+                    })
+                }
+                for task in tasks { try await task.value }
+                await rpc.close()
+                return order
+            }
+            #expect(order == [0, 100, 200, 300])
+        }
+    }
+
+    @Test("Handler errors, unknown methods and one-way messages")
+    func statuses() async throws {
+        let probe = Probe()
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            let (failed, missing, after) = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let failed = await caught { _ = try await rpc.call(TestAPI.fail, "boom") } as? RPCError
+                let missing = await caught { _ = try await rpc.call(TestAPI.missing, "?") } as? RPCError
+                try await rpc.notify(TestAPI.record, "one-way")
+                let after = try await rpc.call(TestAPI.echo, "still fine")
+                await rpc.close()
+                return (failed, missing, after)
+            }
+            #expect(failed?.code == .handlerError)
+            #expect(failed?.message.contains("boom") == true)
+            #expect(missing?.code == .unknownMethod)
+            #expect(after == "still fine")
+            #expect(await probe.wait { $0.recorded == ["one-way"] })
+        }
+    }
+
+    @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled")
+    func deadline() async throws {
+        let probe = Probe()
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            let error = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let error = await caught { _ = try await rpc.call(TestAPI.sleep, 30_000, options: .timeout(.milliseconds(50))) }
+                await rpc.close()
+                return error as? RPCError
+            }
+            #expect(error?.code == .deadlineExceeded)
+            #expect(await probe.wait { $0.cancelled == [30_000] })
+        }
+    }
+
+    @Test("Cancelling the caller's task sends a cancel that cancels the handler")
+    func cancellation() async throws {
+        let probe = Probe()
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            let error = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let call = Task {
+                    _ = core
+                    return await caught { _ = try await rpc.call(TestAPI.sleep, 20_000) } as? RPCError
+                }
+                while probe.snapshot.started.isEmpty { try await core.sleep(for: .milliseconds(1)) }
+                call.cancel()
+                let error = await call.value
+                // The connection carries on.
+                #expect(try await rpc.call(TestAPI.echo, "after") == "after")
+                await rpc.close()
+                return error
+            }
+            #expect(error?.code == .cancelled)
+            #expect(await probe.wait { $0.cancelled == [20_000] })
+        }
+    }
+
+    @Test("Callers wait for room past the in-flight limit, or fail fast when configured so")
+    func backpressure() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            let (waited, failFast) = try await runtime.run(on: 0) { core in
+                let transport = try await TCPDialer().dial(address, on: core)
+                let rpc = try RPCConnection(transport, configuration: .defaults { $0.maximumConcurrentCalls = 2 })
+                var tasks: [Task<Int, any Error>] = []
+                for ms in [50, 50, 0, 0] {
+                    tasks.append(Task { _ = core; return try await rpc.call(TestAPI.sleep, ms) })
+                }
+                var waited: [Int] = []
+                for task in tasks { waited.append(try await task.value) }
+                await rpc.close()
+
+                let fast = try RPCConnection(try await TCPDialer().dial(address, on: core), configuration: .defaults {
+                    $0.maximumConcurrentCalls = 1
+                    $0.failFastWhenFull = true
+                })
+                let first = Task { _ = core; return try await fast.call(TestAPI.sleep, 100) }
+                while fast.pendingCount == 0 { await Task.yield() }
+                let second = await caught { _ = try await fast.call(TestAPI.sleep, 0) } as? RPCError
+                _ = try await first.value
+                await fast.close()
+                return (waited, second)
+            }
+            #expect(waited == [50, 50, 0, 0])
+            #expect(failFast?.code == .resourceExhausted)
+        }
+    }
+
+    @Test("A lost connection fails every pending call at once with connectionLost")
+    func connectionLost() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            let errors = try await runtime.run(on: 0) { core in
+                let transport = try await TCPDialer().dial(address, on: core)
+                let rpc = try RPCConnection(transport)
+                var tasks: [Task<RPCError?, Never>] = []
+                for _ in 0..<5 {
+                    tasks.append(Task { _ = core; return await caught { _ = try await rpc.call(TestAPI.sleep, 30_000) } as? RPCError })
+                }
+                while rpc.pendingCount < 5 { await Task.yield() }
+                await transport.close()  // as if the network dropped it
+                var errors: [RPCError.Code?] = []
+                for task in tasks { errors.append(await task.value?.code) }
+                let later = await caught { _ = try await rpc.call(TestAPI.echo, "x") } as? RPCError
+                errors.append(later?.code)
+                return errors
+            }
+            #expect(errors == Array(repeating: .connectionLost, count: 6))
+        }
+    }
+}
