@@ -18,6 +18,8 @@ public struct TCPConfiguration: Sendable {
     /// ``TransportError/Code/timedOut``; `nil` waits forever. Default 300 s, so a peer that
     /// connects and never sends does not hold a connection forever.
     public var idleTimeout: Duration? = .seconds(300)
+    /// How long `close()` waits for frames already queued to be written. Default 1 s.
+    public var closeFlushTimeout: Duration = .seconds(1)
     /// `TCP_NODELAY` (Nagle off). Default on.
     public var noDelay: Bool = true
     /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged before the kernel drops

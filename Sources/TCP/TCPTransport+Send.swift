@@ -84,6 +84,7 @@ extension TCPTransport {
                 try await writeQueued()
             } catch {}  // writeQueued ended the connection; later sends throw why
             writing = false
+            roomForSenders.signalAll()  // a closing connection waits for the queue to drain
         }
         dropQueue()
         await closeIfIdle()

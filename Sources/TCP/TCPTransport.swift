@@ -85,7 +85,14 @@ public final class TCPTransport: Transport {
     /// The buffer pool this connection's frames come from.
     public var bufferPool: TCPBufferPool { pool }
 
+    /// Closes the connection. Frames already queued are written first, for at most
+    /// ``TCPConfiguration/closeFlushTimeout`` (so a last error or go-away frame reaches the peer);
+    /// then pending and later calls fail with ``TransportError/Code/closed``.
     public func close() async {
+        let flushDeadline = Deadline.now + configuration.closeFlushTimeout
+        while failure == nil && (!queue.isEmpty || writing) && !flushDeadline.hasPassed {
+            do { try await roomForSenders.wait(deadline: flushDeadline) } catch { break }
+        }
         await fail(TransportError(.closed, "closed"))
     }
 

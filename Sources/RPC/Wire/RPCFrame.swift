@@ -19,6 +19,12 @@ public struct HelloLimits: Sendable, Hashable {
     public var maximumConcurrentCalls: UInt32
     /// Metadata bytes per request the sender accepts.
     public var maximumMetadataBytes: UInt32
+
+    /// Limits to announce.
+    public init(maximumConcurrentCalls: UInt32, maximumMetadataBytes: UInt32) {
+        self.maximumConcurrentCalls = maximumConcurrentCalls
+        self.maximumMetadataBytes = maximumMetadataBytes
+    }
 }
 
 /// One parsed frame (docs/PROTOCOL.md). Fields that a kind does not carry are empty.

@@ -1,0 +1,168 @@
+import NetRPC
+import NetRuntime
+import NetTCP
+import NetTransport
+import Testing
+
+/// A client that speaks frames by hand, to send what a correct client never would.
+struct RawClient {
+    let transport: TCPTransport
+    var writer: FrameWriter { FrameWriter { [transport] in transport.allocateBuffer(capacity: $0) } }
+
+    func hello() async throws {
+        try await transport.send(writer.hello(HelloLimits(maximumConcurrentCalls: 100, maximumMetadataBytes: 4096)))
+    }
+
+    func send(_ bytes: [UInt8]) async throws { try await transport.send(Message(bytes)) }
+
+    func request(_ id: UInt64, method: UInt32, payload: [UInt8], metadata: RPCMetadata = RPCMetadata()) async throws {
+        let head = writer.call(.request, callID: id, method: .id(method), timeoutNanoseconds: nil, metadata: metadata)
+        try await transport.send(head, Message(payload))
+    }
+
+    /// The next frame that is not the server's hello.
+    func next() async throws -> Seen {
+        while true {
+            let frame = try RPCFrame.parse(try await transport.recv(), maximumMetadataBytes: 1 << 20)
+            if frame.kind != .hello {
+                return Seen(kind: frame.kind, callID: frame.callID, status: frame.status, payload: frame.payload.bytes)
+            }
+        }
+    }
+
+    /// Whether the server has closed the connection (the next receive ends it).
+    func isClosedByServer() async -> Bool {
+        do {
+            while true { _ = try await transport.recv() }
+        } catch {
+            return (error as? TransportError)?.code == .closed
+        }
+    }
+}
+
+/// What a raw client received.
+struct Seen: Sendable {
+    var kind: FrameKind
+    var callID: UInt64
+    var status: RPCError?
+    var payload: [UInt8]
+}
+
+/// A wire-codec encoding of a string.
+func wireString(_ text: String) -> [UInt8] {
+    var encoder = WireEncoder()
+    encoder.encode(text)
+    return encoder.bytes
+}
+
+@Suite("RPC bad input", .timeLimit(.minutes(1)))
+struct RPCBadInputTests {
+    /// Runs `bad` on a raw connection, then checks that another client is still served.
+    func check<R: Sendable>(
+        configuration: RPCConfiguration = .init(),
+        _ bad: @escaping @Sendable (RawClient) async throws -> R
+    ) async throws -> R {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())], configuration: configuration)
+            let address = try startServer(runtime, server: server)
+            return try await runtime.run(on: 0) { core in
+                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
+                let result = try await bad(raw)
+                await raw.transport.close()
+                let healthy = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                #expect(try await healthy.call(TestAPI.echo, "others carry on") == "others carry on")
+                await healthy.close()
+                return result
+            }
+        }
+    }
+
+    @Test("An unknown frame kind: an error frame (call 0, protocolError), then the connection closes")
+    func unknownKind() async throws {
+        let (frame, closed) = try await check { raw in
+            try await raw.hello()
+            try await raw.send([1, 77, 0, 0] + [UInt8](repeating: 0, count: 7) + [5])
+            return (try await raw.next(), await raw.isClosedByServer())
+        }
+        #expect(frame.kind == .error && frame.callID == 0 && frame.status?.code == .protocolError)
+        #expect(closed)
+    }
+
+    @Test("An unknown protocol version, a first frame that is not a hello, a truncated header: closed with protocolError")
+    func versionAndHello() async throws {
+        for bad in [[9, 1, 0, 0] + [UInt8](repeating: 0, count: 8), [1, 6, 0, 0] + [UInt8](repeating: 0, count: 8), [1, 1, 0]] as [[UInt8]] {
+            let (frame, closed) = try await check { raw in
+                if bad.count < 12 { try await raw.hello() }
+                try await raw.send(bad)
+                return (try await raw.next(), await raw.isClosedByServer())
+            }
+            #expect(frame.kind == .error && frame.status?.code == .protocolError)
+            #expect(closed)
+        }
+    }
+
+    @Test("An unknown method and an undecodable payload fail their call; the connection carries on")
+    func perCallErrors() async throws {
+        let (missing, undecodable, good) = try await check { raw in
+            try await raw.hello()
+            try await raw.request(1, method: 99, payload: wireString("x"))
+            let missing = try await raw.next()
+            try await raw.request(2, method: TestAPI.echo.id, payload: [0xFF, 0xFF])  // a length past the end
+            let undecodable = try await raw.next()
+            try await raw.request(3, method: TestAPI.echo.id, payload: wireString("ok"))
+            let good = try await raw.next()
+            return (missing, undecodable, good)
+        }
+        #expect(missing.kind == .error && missing.callID == 1 && missing.status?.code == .unknownMethod)
+        #expect(undecodable.kind == .error && undecodable.callID == 2 && undecodable.status?.code == .undecodable)
+        #expect(good.kind == .response && good.callID == 3 && good.payload == wireString("ok"))
+    }
+
+    @Test("A cancel or a response for an unknown ID is ignored")
+    func unknownIDs() async throws {
+        let reply = try await check { raw in
+            try await raw.hello()
+            try await raw.transport.send(raw.writer.bare(.cancel, callID: 12345))
+            try await raw.transport.send(raw.writer.response(callID: 777))
+            try await raw.request(1, method: TestAPI.echo.id, payload: wireString("fine"))
+            return try await raw.next()
+        }
+        #expect(reply.kind == .response && reply.callID == 1)
+    }
+
+    @Test("A duplicate call ID closes the connection with protocolError")
+    func duplicateID() async throws {
+        let (frame, closed) = try await check { raw in
+            try await raw.hello()
+            var encoder = WireEncoder()
+            encoder.encode(5_000)
+            try await raw.request(7, method: TestAPI.sleep.id, payload: encoder.bytes)
+            try await raw.request(7, method: TestAPI.sleep.id, payload: encoder.bytes)
+            return (try await raw.next(), await raw.isClosedByServer())
+        }
+        #expect(frame.kind == .error && frame.callID == 0 && frame.status?.code == .protocolError)
+        #expect(closed)
+    }
+
+    @Test("More calls in flight than allowed: resourceExhausted for the extra call")
+    func tooManyCalls() async throws {
+        let frame = try await check(configuration: .defaults { $0.maximumConcurrentCalls = 2 }) { raw in
+            try await raw.hello()
+            var encoder = WireEncoder()
+            encoder.encode(5_000)
+            for id in 1...3 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.sleep.id, payload: encoder.bytes) }
+            return try await raw.next()
+        }
+        #expect(frame.kind == .error && frame.callID == 3 && frame.status?.code == .resourceExhausted)
+    }
+
+    @Test("Oversize metadata: resourceExhausted for that call")
+    func oversizeMetadata() async throws {
+        let frame = try await check(configuration: .defaults { $0.maximumMetadataBytes = 64 }) { raw in
+            try await raw.hello()
+            try await raw.request(1, method: TestAPI.echo.id, payload: wireString("x"), metadata: ["big": String(repeating: "m", count: 500)])
+            return try await raw.next()
+        }
+        #expect(frame.kind == .error && frame.callID == 1 && frame.status?.code == .resourceExhausted)
+    }
+}

@@ -1,0 +1,64 @@
+import NetRPC
+import NetRuntime
+import NetTCP
+import NetTransport
+import Testing
+
+@Suite("RPC liveness and drain", .timeLimit(.minutes(1)))
+struct RPCLivenessTests {
+    @Test("Keepalive fails every call pending on a peer that stops answering")
+    func keepalive() async throws {
+        try await withRuntime { runtime in
+            let group = try TCPListenerGroup.bind(SocketAddress(host: "127.0.0.1", port: 0)!, cores: 1)
+            let errors = try await runtime.run(on: 0) { core in
+                // The peer accepts and then never reads nor answers: it is silent.
+                let listener = try group.listener(on: core)
+                let transport = try await TCPDialer().dial(group.address, on: core)
+                let silent = try await listener.accept()
+                let rpc = try RPCConnection(transport, configuration: .defaults {
+                    $0.keepaliveInterval = .milliseconds(50)
+                    $0.keepaliveAllowedMisses = 2
+                })
+                var calls: [Task<RPCError?, Never>] = []
+                for _ in 0..<3 {
+                    calls.append(Task { _ = core; return await caught { _ = try await rpc.call(TestAPI.echo, "anyone?") } as? RPCError })
+                }
+                var codes: [RPCError.Code?] = []
+                for call in calls { codes.append(await call.value?.code) }
+                await silent.close()
+                await listener.close()
+                return codes
+            }
+            #expect(errors == [.connectionLost, .connectionLost, .connectionLost])
+        }
+    }
+
+    @Test("Go-away drain: calls in flight finish, new calls are refused with unavailable, the server ends")
+    func drain() async throws {
+        let probe = Probe()
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            let (first, drainingTask) = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                _ = try await rpc.call(TestAPI.echo, "warm")
+                let inFlight = Task { _ = core; return try await rpc.call(TestAPI.sleep, 200) }
+                while probe.snapshot.started.isEmpty { try await core.sleep(for: .milliseconds(1)) }
+                server.beginDrain()
+                while !rpc.isGoingAway { try await core.sleep(for: .milliseconds(1)) }
+                let refused = await caught { _ = try await rpc.call(TestAPI.echo, "too late") } as? RPCError
+                #expect(refused?.code == .unavailable)
+                #expect(!rpc.isUsable)
+                return (try await inFlight.value, Task { await server.drained() })
+            }
+            #expect(first == 200)
+            await drainingTask.value
+            #expect(server.connectionCount == 0)
+            // The listener is closed: nobody accepts new connections.
+            let dial = try await runtime.run(on: 0) { core in
+                await caught { _ = try await TCPDialer().dial(address, on: core) }
+            }
+            #expect(dial != nil)
+        }
+    }
+}
