@@ -113,7 +113,7 @@ let package = Package(
             name: "NetRPCTests",
             dependencies: ["NetRPC", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
-            resources: [.copy("Python")],
+            exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
