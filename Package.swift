@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "NetBench",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",

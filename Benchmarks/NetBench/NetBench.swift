@@ -18,6 +18,8 @@ enum Layer: String, ExpressibleByArgument, CaseIterable {
     case runtime
     /// Whole framed messages through a `Transport` (the peers' length-prefixed echo).
     case transport
+    /// Unary raw-bytes echo calls through NetRPC.
+    case rpc
 }
 
 /// Which driver carries the `transport` and `rpc` layers.

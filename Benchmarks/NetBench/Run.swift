@@ -8,7 +8,7 @@ import NetRuntime
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a workload against `serve`.")
 
-    @Option(help: "Layer: runtime (raw sockets) or transport (framed messages).") var layer: Layer = .runtime
+    @Option(help: "Layer: runtime (raw sockets), transport (framed messages) or rpc (unary echo calls).") var layer: Layer = .runtime
     @Option(help: "Transport under the transport layer: tcp.") var transport: TransportKind = .tcp
     @Option(help: "Workload: rtt, rate or bulk.") var workload: Workload = .rtt
     @Option(help: "Server address.") var host = "127.0.0.1"
@@ -42,6 +42,7 @@ struct Run: AsyncParsableCommand {
             switch layer {
             case .runtime: Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
             case .transport: try await TransportClient.measure(spec, on: core)
+            case .rpc: try await RPCClientBench.measure(spec, on: core)
             }
         }
         report(measurement, peer: "swift-net-\(layer.rawValue)-\(transport.rawValue)", spec: spec)

@@ -3,13 +3,14 @@ import Glibc
 #endif
 import ArgumentParser
 import NetRuntime
+import NetRPC
 import NetTCP
 
 /// Serves an echo on every core of this process until killed and prints `LISTENING port=N`.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run an echo server for `run`.")
 
-    @Option(help: "Layer: runtime (raw sockets) or transport (framed messages).") var layer: Layer = .runtime
+    @Option(help: "Layer: runtime (raw sockets), transport (framed messages) or rpc (unary echo calls).") var layer: Layer = .runtime
     @Option(help: "Transport under the transport layer: tcp.") var transport: TransportKind = .tcp
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port; 0 picks one.") var port = 0
@@ -18,6 +19,14 @@ struct Serve: AsyncParsableCommand {
         let runtime = try Runtime()
         defer { runtime.shutdown() }
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
+        if layer == .rpc {
+            let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
+            let server = RPCServer(services: [BenchService()], configuration: .defaults { $0.keepaliveInterval = nil })
+            print("LISTENING port=\(group.address.port)")
+            fflush(nil)
+            _ = try await runtime.runOnEveryCore { core in try await server.serve(try group.listener(on: core)) }
+            return
+        }
         if layer == .transport {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
             print("LISTENING port=\(group.address.port)")

@@ -93,4 +93,5 @@ enum TransportClient {
 final class Tally {
     var completions = 0
     var bytes = 0
+    var stopped = false
 }

@@ -1,0 +1,73 @@
+import NetRPC
+import NetRuntime
+import NetTCP
+import NetTransport
+
+/// The benchmark's service: a raw-bytes echo (the request's own bytes go back, no copy).
+enum BenchAPI {
+    static let echo = RPCMethod<Message, Message>.raw(id: 1, name: "Bench.echo")
+}
+
+struct BenchService: RPCService {
+    func register(into handlers: inout RPCHandlers) {
+        handlers.register(BenchAPI.echo) { request, _ in request }
+    }
+}
+
+/// The client side of the rpc workloads: unary echo calls on `RPCConnection`s.
+enum RPCClientBench {
+    static func measure(_ spec: WorkloadSpec, on core: isolated Core) async throws -> Measurement {
+        let dialer = TCPDialer()
+        var connections: [RPCConnection<TCPTransport>] = []
+        for _ in 0..<spec.connections {
+            connections.append(try RPCConnection(try await dialer.dial(spec.address, on: core)))
+        }
+        defer { for c in connections { Task { _ = core; await c.close() } } }
+        let payload = TransportClient.payload(spec.size, from: connections[0].transport)
+        switch spec.workload {
+        case .rtt:
+            let rpc = connections[0]
+            var samples: [UInt64] = []
+            samples.reserveCapacity(spec.count)
+            let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+            let before = core.statistics
+            for i in 0..<(spec.warmup + spec.count) {
+                let start = Deadline.now
+                let reply = try await rpc.call(BenchAPI.echo, payload)
+                precondition(reply.count == spec.size, "short echo")
+                if i >= spec.warmup {
+                    let end = Deadline.now
+                    samples.append(end.nanoseconds - start.nanoseconds)
+                    if end >= stop { break }
+                }
+            }
+            let after = core.statistics
+            let n = Double(spec.warmup + samples.count)
+            note("# client core per call: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads")
+            return Measurement(samples: samples)
+        case .rate, .bulk:
+            let tally = Tally()
+            for rpc in connections {
+                for _ in 0..<spec.depth {
+                    // Nonisolated on the core's executor: an actor-isolated task pays hops per await.
+                    nonisolated(unsafe) let (rpc, payload, tally) = (rpc, payload, tally)
+                    Task(executorPreference: core.executor) { @concurrent in
+                        while !tally.stopped {
+                            guard let reply = try? await rpc.call(BenchAPI.echo, payload) else { return }
+                            tally.completions += 1
+                            tally.bytes += reply.count
+                        }
+                    }
+                }
+            }
+            try await core.sleep(for: .milliseconds(Int64(spec.warmupSeconds * 1000)))
+            let (c0, b0, t0, s0) = (tally.completions, tally.bytes, Deadline.now, core.statistics)
+            try await core.sleep(for: .milliseconds(Int64(spec.durationSeconds * 1000)))
+            let (c1, b1, t1, s1) = (tally.completions, tally.bytes, Deadline.now, core.statistics)
+            let n = Double(max(c1 - c0, 1))
+            note("# client core per call: \(format(Double(s1.jobsRun - s0.jobsRun) / n)) jobs, \(format(Double(s1.remoteJobs - s0.remoteJobs) / n)) from other threads, \(format(Double(s1.parks - s0.parks) / n)) parks")
+            tally.stopped = true
+            return Measurement(completions: c1 - c0, bytes: b1 - b0, seconds: Double(t1.nanoseconds - t0.nanoseconds) / 1e9)
+        }
+    }
+}
