@@ -110,8 +110,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "NetPoolTests",
+            dependencies: ["NetPool", "NetTCP", "NetTransport", "NetRuntime"],
+            path: "Tests/PoolTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "NetRPCTests",
-            dependencies: ["NetRPC", "NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
             swiftSettings: swiftSettings

@@ -75,6 +75,10 @@ public actor Core {
     /// Whether the caller runs on this core's thread.
     public nonisolated var isCurrent: Bool { executor.isOnCoreThread }
 
+    /// The executor of the core whose thread is calling, if any: a task started with it as its
+    /// preference runs on this core.
+    public nonisolated static var currentExecutor: CoreExecutor? { CoreThread.current }
+
     /// The kernel thread id of the calling thread (for checks that code stays on its core).
     public nonisolated static var currentThreadID: Int32 { curingThreadID() }
 

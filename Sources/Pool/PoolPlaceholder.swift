@@ -1,1 +1,0 @@
-// NetPool: the connection pool and manager land here (issue 6).

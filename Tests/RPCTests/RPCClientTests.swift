@@ -1,0 +1,77 @@
+import NetPool
+import NetRPC
+import NetRuntime
+import NetTCP
+import NetTransport
+import Testing
+
+@Suite("RPC client through the connection manager", .timeLimit(.minutes(1)))
+struct RPCClientTests {
+    /// Serves TestService on `address` (port 0 picks one) until drained.
+    static func serve(_ runtime: Runtime, on address: SocketAddress) throws -> (RPCServer, SocketAddress) {
+        let server = RPCServer(services: [TestService(probe: Probe())])
+        let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
+        for core in runtime.cores {
+            _ = try runtime.spawn(on: core.index) { core in try await server.serve(try group.listener(on: core)) }
+        }
+        return (server, group.address)
+    }
+
+    @Test("A server goes away and comes back: calls before succeed, during fail with a typed error, after succeed again")
+    func downThenUp() async throws {
+        try await withRuntime { runtime in
+            let (first, address) = try Self.serve(runtime, on: SocketAddress(host: "127.0.0.1", port: 0)!)
+            var backoff = Backoff()
+            backoff.base = .milliseconds(5)
+            backoff.maximumAttempts = 2
+            backoff.failFastPeriod = .milliseconds(50)
+            let client = RPCClient(dialer: TCPDialer(), cores: runtime.cores, backoff: backoff)
+            let peer = PeerAddress.socket(address)
+
+            let before = try await runtime.run(on: 0) { _ in try await client.call(TestAPI.echo, "before", to: peer) }
+            #expect(before == "before")
+
+            first.beginDrain()
+            await first.drained()
+            let during = try await runtime.run(on: 0) { _ in
+                var codes: [RPCError.Code] = []
+                for _ in 0..<3 {
+                    do { _ = try await client.call(TestAPI.echo, "during", to: peer) } catch { codes.append((error as? RPCError)?.code ?? .unknown) }
+                }
+                return codes
+            }
+            #expect(during.count == 3)
+            #expect(during.allSatisfy { $0 == .unavailable || $0 == .connectionLost })
+
+            let (second, _) = try Self.serve(runtime, on: address)  // the same port again
+            let after = try await runtime.run(on: 0) { core in
+                // The manager probes again once the fail-fast window has passed.
+                while true {
+                    do { return try await client.call(TestAPI.echo, "after", to: peer) } catch {
+                        let code = (error as? RPCError)?.code
+                        #expect(code == .unavailable || code == .connectionLost)
+                        try await core.sleep(for: .milliseconds(20))
+                    }
+                }
+            }
+            #expect(after == "after")
+            second.beginDrain()
+            await second.drained()
+        }
+    }
+
+    @Test("A task that is not on a core calls through the Sendable handle (it hops to a core and back)")
+    func fromAnywhere() async throws {
+        try await withRuntime(cores: 2) { runtime in
+            let (server, address) = try Self.serve(runtime, on: SocketAddress(host: "127.0.0.1", port: 0)!)
+            let client = RPCClient(dialer: TCPDialer(), cores: runtime.cores)
+            var replies: [String] = []
+            for i in 0..<4 {
+                replies.append(try await client.callFromAnywhere(TestAPI.echo, "off-core \(i)", to: .socket(address)))
+            }
+            #expect(replies == (0..<4).map { "off-core \($0)" })
+            server.beginDrain()
+            await server.drained()
+        }
+    }
+}
