@@ -5,6 +5,7 @@
 #
 #   Benchmarks/compare.sh runtime-rtt      # raw runtime sockets vs sockperf
 #   Benchmarks/compare.sh transport        # framed TCP echo: rtt, rate, bulk vs nio-echo, sockperf, iperf3
+#   Benchmarks/compare.sh rpc              # unary RPC echo: rtt, rate, bulk vs nio-echo, grpc-echo, sockperf
 #
 # Environment: ROUNDS (3), PEERS_DIR (../shared/peers), OUT (results/compare-<stamp>.txt).
 set -euo pipefail
@@ -23,6 +24,9 @@ case $what in
   transport) ours=("--layer transport --transport tcp --workload rtt" "--layer transport --transport tcp --workload rate"
                    "--layer transport --transport tcp --workload bulk")
              peers="nio-echo sockperf iperf3"; workloads="rtt rate bulk" ;;
+  rpc) ours=("--layer rpc --transport tcp --workload rtt" "--layer rpc --transport tcp --workload rate"
+             "--layer rpc --transport tcp --workload bulk")
+       peers="nio-echo grpc-echo sockperf"; workloads="rtt rate bulk" ;;
   *) echo "unknown comparison: $what" >&2; exit 2 ;;
 esac
 
