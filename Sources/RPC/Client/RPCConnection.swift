@@ -15,8 +15,7 @@ public final class RPCConnection<T: Transport> {
     let configuration: RPCConfiguration
     let writer: FrameWriter
 
-    private var nextCallID: UInt64 = 1
-    private var pending: [UInt64: PendingCall] = [:]
+    private var pending = PendingCalls()
     private let room: CoreWaitQueue
     private var peerLimit = Int.max
     private var failure: RPCError?
@@ -26,13 +25,6 @@ public final class RPCConnection<T: Transport> {
     private var keepalive: CoreWakeHandle?
     private var scratch: [UInt8] = []
     private var helloSent = false
-
-    struct PendingCall {
-        var handle: CoreWakeHandle?
-        var response: Message?
-        var error: RPCError?
-        var done: Bool { response != nil || error != nil }
-    }
 
     /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
     /// Call on the transport's core.
@@ -113,21 +105,19 @@ public final class RPCConnection<T: Transport> {
         }
         let body = payload.message { transport.allocateBuffer(capacity: $0) }
         scratch = payload.bytes
-        let id = nextCallID
-        nextCallID += 1
         var timeout: UInt64?
         if let deadline = options.deadline {
             guard !deadline.hasPassed else { throw RPCError(.deadlineExceeded, "the deadline passed before the call was sent") }
             timeout = deadline.nanoseconds - Deadline.now.nanoseconds
         }
+        let id = kind == .request ? pending.begin() : pending.nextOneWayID()
         let head = writer.call(
             kind, callID: id, method: options.byName ? .name(method.name) : .id(method.id),
             timeoutNanoseconds: timeout, metadata: options.metadata)
-        if kind == .request { pending[id] = PendingCall() }
         do {
             try await transport.send(head, body)
         } catch {
-            pending[id] = nil
+            pending.remove(id)
             throw RPCError(.connectionLost, "the request could not be sent: \(error)")
         }
         return id
@@ -135,14 +125,14 @@ public final class RPCConnection<T: Transport> {
 
     private func wait(_ id: UInt64, deadline: Deadline?) async throws(RPCError) -> Message {
         defer {
-            pending[id] = nil
+            pending.remove(id)
             room.signalOne()
         }
-        if pending[id]?.done != true {
+        if pending.call(id)?.done != true {
             do {
-                _ = try await suspendOnCore(core, deadline: deadline) { handle in pending[id]?.handle = handle }
+                _ = try await suspendOnCore(core, deadline: deadline) { handle in pending.update(id) { $0.handle = handle } }
             } catch {
-                if pending[id]?.done != true {
+                if pending.call(id)?.done != true {
                     let failure = Self.waitError(error)
                     if failure.code == .deadlineExceeded || failure.code == .cancelled {
                         // Tell the server to stop working on it; the response, if any, is ignored.
@@ -152,7 +142,7 @@ public final class RPCConnection<T: Transport> {
                 }
             }
         }
-        guard let call = pending[id] else { throw RPCError(.connectionLost, "the connection ended") }
+        guard let call = pending.call(id) else { throw RPCError(.connectionLost, "the connection ended") }
         if let response = call.response { return response }
         throw call.error ?? RPCError(.unknown, "no response")
     }
@@ -222,17 +212,15 @@ public final class RPCConnection<T: Transport> {
     }
 
     private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
-        guard var call = pending[id], !call.done else { return }  // unknown: cancelled or timed out
-        body(&call)
-        pending[id] = call
-        if let handle = call.handle { core.resume(handle) }
+        guard let call = pending.call(id), !call.done else { return }  // unknown: cancelled or timed out
+        if let handle = pending.update(id, body)?.handle { core.resume(handle) }
     }
 
     /// Ends the connection with `error`: every pending call fails with it at once.
     private func fail(_ error: RPCError) async {
         guard failure == nil else { return }
         failure = error
-        for id in pending.keys { complete(id) { $0.error = error } }
+        for id in pending.ids { complete(id) { $0.error = error } }
         room.signalAll()
         if let keepalive { core.resume(keepalive) }
         await transport.close()

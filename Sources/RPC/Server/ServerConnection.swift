@@ -24,10 +24,31 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private var highestCallID: UInt64 = 0
 
     struct RunningCall {
-        var task: Task<Void, Never>?
+        var worker: CallWorker?
         var expired = false
         var cancelledByPeer = false
     }
+
+    /// One call for a worker to run.
+    struct CallJob {
+        var handler: RPCHandler
+        var payload: Message
+        var context: RPCContext
+        var oneWay: Bool
+        var start: Deadline
+    }
+
+    /// A task that runs calls one after another. Workers are reused, so a call costs no task
+    /// and no allocation; one whose call is cancelled (a cancel frame, a deadline) is cancelled
+    /// as a Swift task and retires after that call, since a task cannot be un-cancelled.
+    final class CallWorker {
+        var job: CallJob?
+        var handle: CoreWakeHandle?
+        var task: Task<Void, Never>?
+        var retired = false
+    }
+
+    private var idleWorkers: [CallWorker] = []
 
     struct DeadlineEntry: Comparable {
         var deadline: Deadline
@@ -99,8 +120,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         case .cancel:
             if var call = calls[frame.callID] {  // an unknown ID: the call already ended
                 call.cancelledByPeer = true
-                calls[frame.callID] = call
-                call.task?.cancel()
+                calls.updateValue(call, forKey: frame.callID)
+                call.worker?.retired = true
+                call.worker?.task?.cancel()
             }
         case .ping:
             try await transport.send(writer.bare(.pong, callID: frame.callID))
@@ -138,24 +160,64 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         let deadline = frame.timeoutNanoseconds.map { Deadline(nanoseconds: start.nanoseconds &+ min($0, UInt64(Int64.max) / 2)) }
         let context = RPCContext(
             core: core, peer: peer, deadline: deadline, metadata: frame.metadata, method: frame.method, callID: id)
-        calls[id] = RunningCall()
+        let job = CallJob(handler: handler, payload: frame.payload, context: context, oneWay: oneWay, start: start)
+        let worker: CallWorker
+        if let idle = idleWorkers.popLast() {
+            worker = idle
+            worker.job = job
+            if let handle = worker.handle { core.resume(handle) }
+        } else {
+            worker = CallWorker()
+            worker.job = job
+            let connection = UnsafeTransfer(self)
+            let transfer = UnsafeTransfer(worker)
+            worker.task = Task(executorPreference: core.executor) { @concurrent in
+                await connection.value.work(transfer.value)
+            }
+        }
+        calls.updateValue(RunningCall(worker: worker), forKey: id)
         if let deadline {
             if deadline.hasPassed {
-                calls[id]?.expired = true
+                expire(id)
             } else {
                 deadlines.insert(DeadlineEntry(deadline: deadline, callID: id))
                 armSweeper()
             }
         }
-        let connection = UnsafeTransfer(self)
-        let payload = UnsafeTransfer(frame.payload)
-        let task = Task(executorPreference: core.executor) { @concurrent in
-            await connection.value.run(handler, payload: payload.value, context: context, oneWay: oneWay, start: start)
-        }
-        // The task may have finished already (it runs only when this one yields, so not yet).
-        if calls[id] != nil { calls[id]?.task = task }
-        if calls[id]?.expired == true { task.cancel() }
         return true
+    }
+
+    /// Cancels call `id` because its deadline passed.
+    private func expire(_ id: UInt64) {
+        guard var call = calls[id] else { return }
+        call.expired = true
+        calls.updateValue(call, forKey: id)
+        call.worker?.retired = true
+        call.worker?.task?.cancel()
+    }
+
+    /// A worker's loop: run the job it was given, go idle, wait for the next.
+    private func work(_ worker: CallWorker) async {
+        while !ended {
+            if let job = worker.job {
+                worker.job = nil
+                await run(job.handler, payload: job.payload, context: job.context, oneWay: job.oneWay, start: job.start)
+                if worker.retired || ended { break }
+                idleWorkers.append(worker)
+            }
+            do {
+                // A job given before the worker has suspended is kept: the resume is not lost.
+                _ = try await suspendOnCore(core) { handle in
+                    worker.handle = handle
+                    if worker.job != nil || ended { core.resume(handle) }
+                }
+            } catch {
+                break
+            }
+            worker.handle = nil
+        }
+        idleWorkers.removeAll { $0 === worker }
+        worker.handle = nil
     }
 
     private func run(_ handler: RPCHandler, payload: Message, context: RPCContext, oneWay: Bool, start: Deadline) async {
@@ -204,11 +266,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         while !ended {
             while let first = deadlines.min, first.deadline.hasPassed || calls[first.callID] == nil {
                 deadlines.removeMin()
-                if var call = calls[first.callID] {
-                    call.expired = true
-                    calls[first.callID] = call
-                    call.task?.cancel()
-                }
+                expire(first.callID)
             }
             do {
                 _ = try await suspendOnCore(core, deadline: deadlines.min?.deadline ?? .distantFuture) { sweeper = $0 }
@@ -249,7 +307,8 @@ final class ServerConnection<T: Transport>: DrainableConnection {
 
     private func end() async {
         ended = true
-        for call in calls.values { call.task?.cancel() }
+        for call in calls.values { call.worker?.task?.cancel() }
+        for worker in idleWorkers { if let handle = worker.handle { core.resume(handle) } }
         if let sweeper { core.resume(sweeper) }
         await transport.close()
         if let registry = try? ServerRegistry.on(core) { registry.remove(self, for: serverKey) }
