@@ -4,15 +4,15 @@ import NetTCP
 import NetTransport
 import Testing
 
-@Suite("RPC calls over TCP", .timeLimit(.minutes(1)))
+@Suite("RPC service suite", .timeLimit(.minutes(1)))
 struct RPCCallTests {
-    @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler")
-    func basics() async throws {
+    @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler", arguments: TestTransport.available)
+    func basics(over transport: TestTransport) async throws {
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: Probe())])
-            let address = try startServer(runtime, server: server)
+            let address = try transport.startServer(runtime, server: server)
             let results = try await runtime.run(on: 0) { core in
-                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let rpc = try await transport.connect(address, on: core)
                 defer { Task { _ = core; await rpc.close() } }
                 let echo = try await rpc.call(TestAPI.echo, "hello")
                 let raw = String(try await rpc.call(TestAPI.raw, Message("raw bytes")))
@@ -33,13 +33,13 @@ struct RPCCallTests {
         }
     }
 
-    @Test("Concurrent calls on one connection complete out of order, each with its own response")
-    func outOfOrder() async throws {
+    @Test("Concurrent calls on one connection complete out of order, each with its own response", arguments: TestTransport.available)
+    func outOfOrder(over transport: TestTransport) async throws {
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: Probe())])
-            let address = try startServer(runtime, server: server)
+            let address = try transport.startServer(runtime, server: server)
             let order = try await runtime.run(on: 0) { core in
-                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let rpc = try await transport.connect(address, on: core)
                 var order: [Int] = []
                 var tasks: [Task<Void, any Error>] = []
                 for ms in [300, 100, 200, 0] {
@@ -58,14 +58,14 @@ struct RPCCallTests {
         }
     }
 
-    @Test("Handler errors, unknown methods and one-way messages")
-    func statuses() async throws {
+    @Test("Handler errors, unknown methods and one-way messages", arguments: TestTransport.available)
+    func statuses(over transport: TestTransport) async throws {
         let probe = Probe()
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try startServer(runtime, server: server)
+            let address = try transport.startServer(runtime, server: server)
             let (failed, missing, after) = try await runtime.run(on: 0) { core in
-                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let rpc = try await transport.connect(address, on: core)
                 let failed = await caught { _ = try await rpc.call(TestAPI.fail, "boom") } as? RPCError
                 let missing = await caught { _ = try await rpc.call(TestAPI.missing, "?") } as? RPCError
                 try await rpc.notify(TestAPI.record, "one-way")
@@ -81,14 +81,14 @@ struct RPCCallTests {
         }
     }
 
-    @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled")
-    func deadline() async throws {
+    @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled", arguments: TestTransport.available)
+    func deadline(over transport: TestTransport) async throws {
         let probe = Probe()
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try startServer(runtime, server: server)
+            let address = try transport.startServer(runtime, server: server)
             let error = try await runtime.run(on: 0) { core in
-                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let rpc = try await transport.connect(address, on: core)
                 let error = await caught { _ = try await rpc.call(TestAPI.sleep, 30_000, options: .timeout(.milliseconds(50))) }
                 await rpc.close()
                 return error as? RPCError
@@ -98,14 +98,14 @@ struct RPCCallTests {
         }
     }
 
-    @Test("Cancelling the caller's task sends a cancel that cancels the handler")
-    func cancellation() async throws {
+    @Test("Cancelling the caller's task sends a cancel that cancels the handler", arguments: TestTransport.available)
+    func cancellation(over transport: TestTransport) async throws {
         let probe = Probe()
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try startServer(runtime, server: server)
+            let address = try transport.startServer(runtime, server: server)
             let error = try await runtime.run(on: 0) { core in
-                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                let rpc = try await transport.connect(address, on: core)
                 let call = Task {
                     _ = core
                     return await caught { _ = try await rpc.call(TestAPI.sleep, 20_000) } as? RPCError

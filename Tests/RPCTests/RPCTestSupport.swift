@@ -130,3 +130,54 @@ func caught(_ body: () async throws -> Void) async -> (any Error)? {
 
 /// The RPC status of an error.
 func status(_ error: (any Error)?) -> RPCError.Code? { (error as? RPCError)?.code }
+
+/// The transports the service suite runs over: TCP everywhere; RDMA joins it where a device is
+/// (the soft-RoCE guest).
+enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case tcp
+
+    /// Those usable on this machine.
+    static var available: [TestTransport] { [.tcp] }
+
+    var testDescription: String { rawValue }
+
+    /// The address servers listen on.
+    var listenAddress: SocketAddress { SocketAddress(host: "127.0.0.1", port: 0)! }
+
+    /// Serves `server` on every core of `runtime`; returns the address.
+    func startServer(_ runtime: Runtime, server: RPCServer) throws -> SocketAddress {
+        switch self {
+        case .tcp: try NetRPCTests.startServer(runtime, server: server)
+        }
+    }
+
+    /// An RPC connection to `address` from `core`.
+    func connect(_ address: SocketAddress, on core: Core, configuration: RPCConfiguration = .init()) async throws -> any RPCCaller {
+        switch self {
+        case .tcp: try RPCConnection(try await TCPDialer().dial(address, on: core), configuration: configuration)
+        }
+    }
+}
+
+/// An RPC connection over any transport, as the service suite uses it.
+protocol RPCCaller: AnyObject {
+    func call<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions
+    ) async throws(RPCError) -> Response
+    func notify<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions
+    ) async throws(RPCError)
+    func close() async
+    var pendingCount: Int { get }
+}
+
+extension RPCCaller {
+    func call<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request) async throws(RPCError) -> Response {
+        try await call(method, request, options: RPCCallOptions())
+    }
+    func notify<Request, Response>(_ method: RPCMethod<Request, Response>, _ request: Request) async throws(RPCError) {
+        try await notify(method, request, options: RPCCallOptions())
+    }
+}
+
+extension RPCConnection: RPCCaller {}
