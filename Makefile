@@ -1,13 +1,13 @@
 # swift-net: `make test` installs what a fresh Debian 12 machine lacks, builds, and runs every
 # test suite under both runtime backends (then the RDMA suites in a soft-RoCE guest, once they
-# exist). `make run` runs the demo. Swift 6.3 itself comes from swift.org, not from apt.
+# exist). `make run` runs the echo cluster (`make run ARGS="--duration 10 --nodes 4"`). Swift 6.3 itself comes from swift.org, not from apt.
 
 SHELL := /bin/bash
 SWIFT ?= swift
 APT_PACKAGES := pkg-config liburing-dev libibverbs-dev librdmacm-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-uring test-epoll test-rdma run bench clean
+.PHONY: deps build test test-uring test-epoll test-rdma run cluster-smoke bench clean
 
 deps:
 	@$(SWIFT) --version 2>/dev/null | grep -q 'Swift version 6' || { \
@@ -36,8 +36,15 @@ test-epoll:
 test-rdma:
 	@if [ -d Tests/RDMATests ]; then scripts/rdma-tests; else echo "test-rdma: no RDMA suites yet"; fi
 
+# The echo cluster: 3 node processes on 127.0.0.1 calling each other for 30 s (see README).
 run: deps
-	$(SWIFT) run net-bench demo
+	$(SWIFT) build --product echo-cluster
+	.build/debug/echo-cluster $(ARGS)
+
+# A short cluster run, as CI does it.
+cluster-smoke: deps
+	$(SWIFT) build --product echo-cluster
+	.build/debug/echo-cluster --duration 5
 
 bench: deps
 	$(SWIFT) build -c release --product net-bench

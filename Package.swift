@@ -19,12 +19,14 @@ let package = Package(
         .library(name: "NetPool", targets: ["NetPool"]),
         .library(name: "NetRPC", targets: ["NetRPC"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
+        .executable(name: "echo-cluster", targets: ["EchoCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
     ],
     targets: [
         .systemLibrary(
@@ -88,6 +90,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EchoCluster",
+            dependencies: [
+                "NetRuntime", "NetTransport", "NetTCP", "NetPool", "NetRPC",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/EchoCluster",
             swiftSettings: swiftSettings
         ),
         .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),

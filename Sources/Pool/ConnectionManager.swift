@@ -30,6 +30,8 @@ public final class ConnectionManager<Connection: PooledConnection> {
     private let reconnects = Counter(label: "net_pool_reconnects_total")
     /// Dials started (attempts included), for tests and diagnostics.
     public private(set) var dialCount = 0
+    /// Dials started per peer (attempts included): beyond the first, reconnects.
+    public private(set) var dialCounts: [PeerAddress: Int] = [:]
 
     /// A manager for `core`, dialling with `dial`.
     public init(
@@ -110,6 +112,7 @@ public final class ConnectionManager<Connection: PooledConnection> {
                 reconnects.increment()
             }
             dialCount += 1
+            dialCounts[peer, default: 0] += 1
             dials.increment()
             do {
                 let connection = try await dial(address, core)
