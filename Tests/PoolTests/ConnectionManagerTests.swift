@@ -37,9 +37,16 @@ struct ConnectionManagerTests {
     @Test("A refusing peer: every attempt on the backoff schedule, then unavailable, then fail fast until the probe time")
     func refusedThenFailFast() async throws {
         try await withRuntime { runtime in
-            // A port nobody listens on: bind one, note it, close it.
-            let (fd, address) = try Socket.listenTCP(on: SocketAddress(host: "127.0.0.1", port: 0)!)
-            Socket.closeNow(fd)
+            // A port bound but not listening: connects are refused, and no other test can take
+            // the port meanwhile (as it could if we closed it).
+            let fd = try Socket.makeTCP(family: AF_INET)
+            defer { Socket.closeNow(fd) }
+            var any = SocketAddress(host: "127.0.0.1", port: 0)!.storage
+            let bound = withUnsafePointer(to: &any) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            #expect(bound == 0)
+            let address = try Socket.localAddress(of: fd)
             let (first, dialsAfterFirst, second, dialsAfterSecond, third, dialsAfterThird) = try await runtime.run(on: 0) { core in
                 let clock = TestClock()
                 var backoff = Backoff()
