@@ -13,6 +13,8 @@ public import NetTransport
 public struct RDMADialer: TransportDialer {
     /// How dialled connections behave.
     public var configuration: RDMATransport.Configuration
+    /// Test hook: private data sent instead of the handshake (to check that a listener rejects it).
+    var handshakeForTesting: [UInt8]?
 
     /// A dialer with `configuration`.
     public init(configuration: RDMATransport.Configuration = .defaults) {
@@ -48,7 +50,7 @@ public struct RDMADialer: TransportDialer {
             _ = try await expect(RDMA_CM_EVENT_ROUTE_RESOLVED, on: queue, deadline: deadline, address: address)
             let connection = try RDMATransport(id: id, events: queue, context: context, configuration: configuration, peer: nil)
             transport = connection
-            let handshake = connection.ownHandshake.bytes
+            let handshake = handshakeForTesting ?? connection.ownHandshake.bytes
             let readDepth = min(configuration.readDepth, connection.device.maximumReadDepth)
             let connected = handshake.withUnsafeBytes { bytes in
                 var parameters = crdma_conn_param(

@@ -11,7 +11,7 @@ extension RDMATransport {
         public var receiveDepth: Int = 64
         /// Reposted receives returned to the peer in one credit-only message, when no data
         /// message carries them first. Also the number of extra receives kept for the peer's
-        /// credit returns. Default 8.
+        /// credit returns. Default 8; at least 2 (see ``CreditFlowController``).
         public var creditReturnBatch: Int = 8
         /// The largest message, sent or received, in bytes: the size of each receive buffer.
         /// Default 64 KiB. Larger messages need the rendezvous protocol (issue 8), not yet built.
@@ -60,8 +60,8 @@ extension RDMATransport {
             var c = self
             c.maximumOutstandingSends = min(max(2, c.maximumOutstandingSends), 16_384)
             c.sendSignalBatch = min(max(1, c.sendSignalBatch), c.maximumOutstandingSends)
-            c.receiveDepth = min(max(1, c.receiveDepth), 16_384)
-            c.creditReturnBatch = min(max(1, c.creditReturnBatch), c.receiveDepth)
+            c.receiveDepth = min(max(2, c.receiveDepth), 16_384)
+            c.creditReturnBatch = min(max(2, c.creditReturnBatch), c.receiveDepth)
             c.maximumMessageSize = min(max(64, c.maximumMessageSize), 1 << 30)
             c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
             c.retryCount = min(c.retryCount, 7)

@@ -12,6 +12,13 @@
 /// `creditReturnBatch` reposted receives are waiting and no data message is about to go, in a
 /// credit-only message.
 ///
+/// The batch is at least 2. A credit-only message consumes one of the peer's receives, which the
+/// peer reposts at once and owes back; with a batch of 1 every credit return would trigger another,
+/// forever, and eat the credit data needs. With 2 or more each return carries at least two credits
+/// and causes at most one: the exchange dies out. The batch is also at most `dataSlots`: fewer
+/// than a batch of reposted receives is all the peer may be owed at rest, and it must still have
+/// a data credit left.
+///
 /// The receiving side also keeps an upper bound of the credits the peer can hold: a data message
 /// that arrives when the bound is at or below our reserve means the peer sent past its credits.
 public struct CreditFlowController: Sendable, Hashable {
@@ -24,7 +31,7 @@ public struct CreditFlowController: Sendable, Hashable {
     public let reservedSlots: Int
     /// Receives we reposted and have not yet told the peer about.
     public private(set) var pendingReturn = 0
-    /// Pending returns that trigger a credit-only message.
+    /// Pending returns that trigger a credit-only message (at least 2).
     public let creditReturnBatch: Int
     /// An upper bound of the credits the peer holds toward us.
     public private(set) var peerCreditsBound: Int
@@ -40,11 +47,11 @@ public struct CreditFlowController: Sendable, Hashable {
     /// A controller for a connection where we post `dataSlots + reservedSlots` receives and the
     /// peer posts `peerDataSlots + peerReservedSlots`.
     public init(dataSlots: Int, reservedSlots: Int, peerDataSlots: Int, peerReservedSlots: Int, creditReturnBatch: Int) {
-        precondition(dataSlots >= 1 && reservedSlots >= 1 && peerDataSlots >= 1 && peerReservedSlots >= 1)
+        precondition(dataSlots >= 2 && reservedSlots >= 2 && peerDataSlots >= 1 && peerReservedSlots >= 1)
         self.credits = peerDataSlots + peerReservedSlots
         self.peerReservedSlots = peerReservedSlots
         self.reservedSlots = reservedSlots
-        self.creditReturnBatch = max(1, creditReturnBatch)
+        self.creditReturnBatch = min(max(2, creditReturnBatch), dataSlots)
         self.peerCreditsBound = dataSlots + reservedSlots
     }
 
