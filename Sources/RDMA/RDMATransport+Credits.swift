@@ -6,8 +6,11 @@ extension RDMATransport {
     /// reposted receives are waiting, a credit-only message (no payload, inline) takes them back
     /// to the peer. It uses one of the peer's receives kept for this (see
     /// ``CreditFlowController``); data messages return credits in their immediate data for free.
+    /// - Parameter force: send one signaled message whatever is owed (a graceful close uses it to
+    ///   learn that every earlier send has completed).
     func returnCreditsIfDue(force: Bool = false) {
-        while failure == nil, flow.wantsCreditReturn || force, flow.canSendCreditReturn, signals.canPost {
+        while failure == nil, flow.wantsCreditReturn || force,
+              flow.canSendCreditReturn, signals.canPost {
             let credits = flow.creditReturnSent()
             let (sequence, signaled) = signals.post(forceSignal: force)
             var flags = CRDMA_SEND_INLINE

@@ -19,6 +19,11 @@
 /// than a batch of reposted receives is all the peer may be owed at rest, and it must still have
 /// a data credit left.
 ///
+/// Credits are also returned at once, batch or not, when the peer may have no data credit left
+/// (our bound of its credits is at or below our reserve): else an application holding
+/// `dataSlots - 1` messages could wait forever for one held back in a batch. Two idle peers are
+/// far above that bound, so they do not trade credit returns forever.
+///
 /// The receiving side also keeps an upper bound of the credits the peer can hold: a data message
 /// that arrives when the bound is at or below our reserve means the peer sent past its credits.
 public struct CreditFlowController: Sendable, Hashable {
@@ -65,7 +70,9 @@ public struct CreditFlowController: Sendable, Hashable {
 
     /// Whether enough reposted receives wait to be returned in a credit-only message (when no
     /// data message will carry them).
-    public var wantsCreditReturn: Bool { pendingReturn >= creditReturnBatch }
+    public var wantsCreditReturn: Bool {
+        pendingReturn >= creditReturnBatch || (pendingReturn > 0 && peerCreditsBound <= reservedSlots)
+    }
 
     /// Records a data message posted; returns the credits it carries back to the peer.
     public mutating func dataSent() -> Int {
