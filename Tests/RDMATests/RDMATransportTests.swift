@@ -282,3 +282,81 @@ struct RDMATransportTests {
         }
     }
 }
+
+/// Bad input at the API and connections across cores, on rxe0.
+@Suite("RDMA transport limits on rxe0", .enabled(if: RDMATestEnvironment.inGuest, "needs the soft-RoCE guest (scripts/rdma-tests)"),
+       .timeLimit(.minutes(5)))
+struct RDMATransportLimitTests {
+    @Test("Empty and oversized messages and a second receive are refused; the connection stays usable")
+    func badCalls() async throws {
+        try await withRuntime { runtime in
+            let (codes, stillWorks) = try await runtime.run(on: 0) { core -> ([TransportError.Code?], Bool) in
+                let (client, server, listener) = try await connectedPair(on: core)
+                var codes: [TransportError.Code?] = []
+                codes.append((await caught { try await client.send(Message()) } as? TransportError)?.code)
+                let tooLarge = Message([UInt8](repeating: 7, count: client.configuration.maximumMessageSize + 1))
+                codes.append((await caught { try await client.send(tooLarge) } as? TransportError)?.code)
+                let first = Task {
+                    _ = core
+                    return try await server.recv().bytes
+                }
+                _ = try await waitUntil(core) { server.receiving }
+                codes.append((await caught { _ = try await server.recv() } as? TransportError)?.code)
+                try await client.send(Message([5, 6]))
+                let stillWorks = try await first.value == [5, 6] && client.isOpen && server.isOpen
+                await client.close()
+                await server.close()
+                await listener.close()
+                return (codes, stillWorks)
+            }
+            #expect(codes == [.malformedFrame, .frameTooLarge, .concurrentReceive])
+            #expect(stillWorks)
+        }
+    }
+
+    @Test("A client on core 1 and a server on core 0 (two per-core contexts on one device) exchange messages")
+    func acrossCores() async throws {
+        try await withRuntime(cores: 2) { runtime in
+            let address = try await runtime.run(on: 0) { core -> SocketAddress in
+                // Bound here, accepted below by a task of the same core.
+                let listener = try RDMAListener.bind(SocketAddress(host: RDMATestEnvironment.address, port: 0)!, on: core,
+                                                     configuration: scaledConfiguration())
+                let held = try core.local(ListenerHolder.self) { ListenerHolder() }
+                held.listener = listener
+                return listener.localAddress
+            }
+            let server = try runtime.spawn(on: 0) { core -> Int in
+                let listener = try core.local(ListenerHolder.self) { ListenerHolder() }.listener!
+                let connection = try await listener.accept()
+                var echoed = 0
+                for _ in 0..<300 {
+                    try await connection.send(try await connection.recv())
+                    echoed += 1
+                }
+                _ = await caught { _ = try await connection.recv() }  // until the client closes
+                await connection.close()
+                await listener.close()
+                return echoed
+            }
+            let ok = try await runtime.run(on: 1) { core -> Bool in
+                let client = try await RDMADialer(configuration: scaledConfiguration()).dial(address, on: core)
+                var ok = true
+                for i in 0..<300 {
+                    let bytes = payload(sender: 9, sequence: i, size: 1 + i * 97 % 5_000)
+                    try await client.send(Message(bytes))
+                    let back = try await client.recv()
+                    ok = ok && back.bytes == bytes
+                }
+                await client.close()
+                return ok
+            }
+            #expect(ok)
+            #expect(try await server.value == 300)
+        }
+    }
+}
+
+/// Keeps a listener on its core between two calls of a test.
+final class ListenerHolder {
+    var listener: RDMAListener?
+}
