@@ -5,6 +5,8 @@
 //
 //   net-rdma-bench rtt  [ADDRESS] [ITERATIONS] [SIZE]    64-byte ping-pong: p50/p99 round trip
 //   net-rdma-bench bulk [ADDRESS] [MESSAGES] [SIZE]      1 MiB echo: one-way MB/s
+//   net-rdma-bench serve [ADDRESS] [PORT]                 echo server; prints "LISTENING port=N"
+//                                                        (the peer that tests kill mid-transfer)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,6 +19,26 @@ func argument(_ index: Int, _ fallback: String) -> String {
 }
 
 let mode = argument(1, "rtt")
+
+if mode == "serve" {
+    let host = argument(2, getenv("RDMA_ADDR").map { String(cString: $0) } ?? "10.77.0.1")
+    let address = SocketAddress(host: host, port: Int(argument(3, "0")) ?? 0)!
+    let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
+    try await runtime.run(on: 0) { core in
+        let listener = try RDMAListener.bind(address, on: core)
+        // Unbuffered: the parent reads this line through a pipe.
+        let line = "LISTENING port=\(listener.localAddress.port)\n"
+        _ = line.withCString { write(1, $0, strlen($0)) }
+        while true {
+            let connection = try await listener.accept()
+            while let message = try? await connection.recv() {
+                try? await connection.send(message)
+            }
+            await connection.close()
+        }
+    }
+    exit(0)
+}
 let host = argument(2, getenv("RDMA_ADDR").map { String(cString: $0) } ?? "10.77.0.1")
 let count = Int(argument(3, mode == "rtt" ? "5000" : "200")) ?? 1000
 let size = Int(argument(4, mode == "rtt" ? "64" : "1048576")) ?? 64
