@@ -14,6 +14,8 @@ public final class RDMABufferPool: BufferPool {
     /// The slab under the pool (for tests and metrics).
     public var slab: SlabAllocator { device.slab }
 
+    /// A buffer of at least `capacity` bytes: a slab chunk when one fits and is free, else plain
+    /// memory (sent by copy or inline).
     public func allocate(capacity: Int) -> WritableBuffer {
         let slab = device.slab
         if let chunk = try? slab.allocate(capacity) {

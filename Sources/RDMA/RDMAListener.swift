@@ -15,6 +15,7 @@ public import NetTransport
 public final class RDMAListener: TransportListener {
     /// The core whose connections it accepts.
     public let core: Core
+    /// The address it listens on (with the port the system chose for port 0).
     public let localAddress: SocketAddress
     /// How accepted connections behave.
     public let configuration: RDMATransport.Configuration

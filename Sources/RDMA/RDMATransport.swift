@@ -23,10 +23,13 @@ public import NetTransport
 ///   then disconnects. A peer that disconnects, breaks the protocol or fails ends the connection
 ///   with a ``TransportError``, which pending and later calls throw.
 public final class RDMATransport: Transport {
+    /// The core the connection lives on.
     public let core: Core
     /// The configuration, brought into range.
     public let configuration: Configuration
+    /// The local address (known once the connection is up).
     public private(set) var localAddress: SocketAddress?
+    /// The peer's address (known once the connection is up).
     public private(set) var peerAddress: SocketAddress?
 
     let context: RDMACoreContext
@@ -217,6 +220,7 @@ public final class RDMATransport: Transport {
                   creditReturnBatch: configuration.creditReturnBatch)
     }
 
+    /// Whether the connection is still usable.
     public var isOpen: Bool { failure == nil }
 
     /// Credits left: receives the peer has posted for us (the last few kept for credit returns).
@@ -231,6 +235,8 @@ public final class RDMATransport: Transport {
     /// The core's registered memory, as a buffer pool.
     public var bufferPool: RDMABufferPool { RDMABufferPool(device: device) }
 
+    /// A buffer in the core's registered memory (see ``RDMABufferPool``): a message built in it
+    /// is sent without a copy.
     public func allocateBuffer(capacity: Int) -> WritableBuffer {
         bufferPool.allocate(capacity: capacity)
     }
