@@ -4,6 +4,7 @@
 // link libibverbs.
 //
 //   net-rdma-bench rtt  [ADDRESS] [ITERATIONS] [SIZE]    64-byte ping-pong: p50/p99 round trip
+//   net-rdma-bench rtt-poll ...                           the same, both sides busy polling
 //   net-rdma-bench bulk [ADDRESS] [MESSAGES] [SIZE]      1 MiB echo: one-way MB/s
 //   net-rdma-bench serve [ADDRESS] [PORT]                 echo server; prints "LISTENING port=N"
 //                                                        (the peer that tests kill mid-transfer)
@@ -40,11 +41,13 @@ if mode == "serve" {
     exit(0)
 }
 let host = argument(2, getenv("RDMA_ADDR").map { String(cString: $0) } ?? "10.77.0.1")
-let count = Int(argument(3, mode == "rtt" ? "5000" : "200")) ?? 1000
-let size = Int(argument(4, mode == "rtt" ? "64" : "1048576")) ?? 64
+let latency = mode.hasPrefix("rtt")
+let count = Int(argument(3, latency ? "5000" : "200")) ?? 1000
+let size = Int(argument(4, latency ? "64" : "1048576")) ?? 64
 
 var configuration = RDMATransport.Configuration.defaults
 configuration.connectTimeout = .seconds(60)
+if mode == "rtt-poll" { configuration.busyPolling = .milliseconds(100) }
 if size > configuration.maximumMessageSize {
     // Eager messages of `size` bytes: receive buffers from the 1 MiB class, fewer of them.
     configuration.maximumMessageSize = size
@@ -90,7 +93,7 @@ let result = try await runtime.run(on: 1) { core -> String in
         try await client.send(message)
         _ = try await client.recv()
     }
-    if mode == "rtt" {
+    if latency {
         var samples: [UInt64] = []
         samples.reserveCapacity(count)
         for _ in 0..<count {
@@ -103,7 +106,7 @@ let result = try await runtime.run(on: 1) { core -> String in
         let p50 = Double(samples[samples.count / 2]) / 1000
         let p99 = Double(samples[samples.count * 99 / 100]) / 1000
         await client.close()
-        return "rdma rtt size=\(size) iterations=\(count) p50_us=\(p50) p99_us=\(p99) half_rtt_p50_us=\(p50 / 2)"
+        return "rdma \(mode) size=\(size) iterations=\(count) p50_us=\(p50) p99_us=\(p99) half_rtt_p50_us=\(p50 / 2)"
     }
     // Bulk: keep a window of messages in flight; the echo comes back as they go.
     let window = max(1, settings.receiveDepth / 2)

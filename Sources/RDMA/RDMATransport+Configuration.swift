@@ -39,6 +39,10 @@ extension RDMATransport {
         /// The core's registered slab (size classes, region size). Taken from the first
         /// connection made on the core. Default: 4 KiB, 64 KiB and 1 MiB classes in 16 MiB regions.
         public var slab: SlabAllocator.Configuration = .defaults
+        /// How long a receive with nothing to read polls the completion queue itself (yielding to
+        /// the core's other tasks between polls) before it waits for a completion event; `nil`
+        /// (the default) waits at once. Busy polling trades a core's CPU for latency.
+        public var busyPolling: Duration?
         /// The listen backlog. Default 1024.
         public var backlog: Int32 = 1024
 

@@ -15,11 +15,28 @@ extension RDMATransport {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
+        if let spin = configuration.busyPolling, ready.isEmpty, failure == nil {
+            await pollForMessage(until: .now + spin)
+        }
         while true {
             if let failure, failure.code != .closed { throw failure }
             if let message = ready.popFirst() { return message }
             if let failure { throw failure }
             try await receivers.wait()
+        }
+    }
+
+    /// Busy polling: drains the completion queue until a message is ready (found by this poll or
+    /// by the core's completion task meanwhile), the connection ends or `deadline` passes,
+    /// yielding to the core's other tasks between polls.
+    private func pollForMessage(until deadline: Deadline) async {
+        while failure == nil, !deadline.hasPassed {
+            context.drainCompletions(of: device)
+            if !ready.isEmpty {
+                statistics.busyPolledReceives += 1
+                return
+            }
+            await Task.yield()
         }
     }
 

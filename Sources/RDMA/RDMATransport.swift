@@ -98,6 +98,9 @@ public final class RDMATransport: Transport {
         public var receivesReposted = 0
         /// Sends that had to wait (no credit, or a full send queue).
         public var sendsDelayed = 0
+        /// Receives whose message arrived while they busy polled (``Configuration/busyPolling``),
+        /// without waiting for a completion event.
+        public var busyPolledReceives = 0
     }
 
     /// The connection's counters.

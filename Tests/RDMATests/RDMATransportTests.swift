@@ -314,6 +314,36 @@ struct RDMATransportLimitTests {
         }
     }
 
+    @Test("Busy polling (off by default) gets the replies of a ping-pong without waiting for an event")
+    func busyPolling() async throws {
+        try await withRuntime { runtime in
+            let (ok, polled, polledByDefault) = try await runtime.run(on: 0) { core -> (Bool, Int, Int) in
+                let polling = scaledConfiguration { $0.busyPolling = RDMATestEnvironment.scaled(.milliseconds(200)) }
+                let (client, server, listener) = try await connectedPair(on: core, client: polling, server: scaledConfiguration())
+                let echo = Task {
+                    _ = core
+                    for _ in 0..<200 { try await server.send(try await server.recv()) }
+                }
+                var ok = true
+                for i in 0..<200 {
+                    let bytes = payload(sender: 6, sequence: i, size: 64)
+                    try await client.send(Message(bytes))
+                    let back = try await client.recv()
+                    ok = ok && back.bytes == bytes
+                }
+                try await echo.value
+                let result = (ok, client.statistics.busyPolledReceives, server.statistics.busyPolledReceives)
+                await client.close()
+                await server.close()
+                await listener.close()
+                return result
+            }
+            #expect(ok)
+            #expect(polled > 100)
+            #expect(polledByDefault == 0)
+        }
+    }
+
     @Test("A client on core 1 and a server on core 0 (two per-core contexts on one device) exchange messages")
     func acrossCores() async throws {
         try await withRuntime(cores: 2) { runtime in
