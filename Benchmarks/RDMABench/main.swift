@@ -5,6 +5,7 @@
 //
 //   net-rdma-bench rtt  [ADDRESS] [ITERATIONS] [SIZE]    64-byte ping-pong: p50/p99 round trip
 //   net-rdma-bench rtt-poll ...                           the same, both sides busy polling
+//   (with NET_RDMA_BENCH_CORES=1 the client runs on the server's core: no cross-CPU wake-ups)
 //   net-rdma-bench bulk [ADDRESS] [MESSAGES] [SIZE]      1 MiB echo: one-way MB/s
 //   net-rdma-bench serve [ADDRESS] [PORT]                 echo server; prints "LISTENING port=N"
 //                                                        (the peer that tests kill mid-transfer)
@@ -56,7 +57,8 @@ if size > configuration.maximumMessageSize {
 }
 let settings = configuration
 
-let runtime = try Runtime(configuration: .defaults { $0.coreCount = 2 })
+let oneCore = getenv("NET_RDMA_BENCH_CORES").map { String(cString: $0) } == "1"
+let runtime = try Runtime(configuration: .defaults { $0.coreCount = oneCore ? 1 : 2 })
 let port = 7000 + Int(getpid() % 1000)
 let address = SocketAddress(host: host, port: port)!
 
@@ -74,7 +76,7 @@ let server = try runtime.spawn(on: 0) { core in
     await listener.close()
 }
 
-let result = try await runtime.run(on: 1) { core -> String in
+let result = try await runtime.run(on: oneCore ? 0 : 1) { core -> String in
     // The listener may not be up yet: retry the dial for a while.
     var client: RDMATransport?
     for _ in 0..<200 where client == nil {

@@ -127,7 +127,10 @@ final class RDMADeviceContext {
     func serviceCompletions(_ handle: (WorkCompletion) -> Void) {
         var cq: UnsafeMutablePointer<ibv_cq>?
         var context: UnsafeMutableRawPointer?
-        while ibv_get_cq_event(completionChannel, &cq, &context) == 0 {
+        // One event per readiness: another queued event keeps the descriptor readable, so the
+        // ring reports it at once, and no read is wasted on EAGAIN (a system call, which the
+        // emulated guest makes expensive).
+        if ibv_get_cq_event(completionChannel, &cq, &context) == 0 {
             unacknowledgedEvents += 1
         }
         if unacknowledgedEvents >= Self.acknowledgeBatch {
