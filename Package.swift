@@ -16,9 +16,12 @@ let package = Package(
         .library(name: "NetRuntime", targets: ["NetRuntime"]),
         .library(name: "NetTransport", targets: ["NetTransport"]),
         .library(name: "NetTCP", targets: ["NetTCP"]),
+        // A product of its own, so programs that use TCP alone never link libibverbs.
+        .library(name: "NetRDMA", targets: ["NetRDMA"]),
         .library(name: "NetPool", targets: ["NetPool"]),
         .library(name: "NetRPC", targets: ["NetRPC"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
+        .executable(name: "net-rdma-bench", targets: ["NetRDMABench"]),
         .executable(name: "echo-cluster", targets: ["EchoCluster"]),
     ],
     dependencies: [
@@ -83,6 +86,21 @@ let package = Package(
             path: "Sources/RPC",
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(
+            name: "CRDMA",
+            path: "Sources/CRDMA",
+            pkgConfig: "libibverbs",
+            providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
+        ),
+        .target(
+            name: "NetRDMA",
+            dependencies: [
+                "CRDMA", "NetRuntime", "NetTransport",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            path: "Sources/RDMA",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "NetBench",
             dependencies: [
@@ -101,6 +119,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/EchoCluster",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "NetRDMABench",
+            dependencies: ["NetRDMA", "NetRuntime", "NetTransport"],
+            path: "Benchmarks/RDMABench",
             swiftSettings: swiftSettings
         ),
         .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),
@@ -133,6 +157,12 @@ let package = Package(
             dependencies: ["NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NetRDMATests",
+            dependencies: ["NetRDMA", "NetTransport", "NetRuntime"],
+            path: "Tests/RDMATests",
             swiftSettings: swiftSettings
         ),
         .testTarget(

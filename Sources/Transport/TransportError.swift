@@ -31,6 +31,10 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         public static let shutDown = Code("shutDown")
         /// Resources ran out (registered memory, queue slots).
         public static let resourceExhausted = Code("resourceExhausted")
+        /// The peer broke the protocol (for example sent past its credits, or a bad handshake).
+        public static let protocolViolation = Code("protocolViolation")
+        /// The transport cannot work on this machine (for example no RDMA device).
+        public static let unavailable = Code("unavailable")
     }
 
     /// What went wrong.

@@ -1,0 +1,124 @@
+// The C surface NetRDMA needs: libibverbs and librdmacm. Only NetRDMA imports this module, so a
+// program that uses TCP alone never links libibverbs.
+//
+// Swift imports neither macros nor (reliably) the unions of the work-request structs, and several
+// verbs are `static inline` or macros in the headers: the wrappers below give Swift plain
+// functions with scalar arguments. They build each work request on the C stack, so posting costs
+// no heap allocation.
+#ifndef CRDMA_SHIM_H
+#define CRDMA_SHIM_H
+
+// <features.h> first, as in CURing: otherwise a module that also imports Glibc fails on fd_set.
+#include <features.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+// Access rights of the slab regions: local write for receives, remote read/write for the
+// one-sided operations and rendezvous of issue 8.
+static const int CRDMA_ACCESS_SLAB = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE;
+static const unsigned CRDMA_SEND_SIGNALED = IBV_SEND_SIGNALED;
+static const unsigned CRDMA_SEND_INLINE = IBV_SEND_INLINE;
+static const unsigned CRDMA_WC_WITH_IMM = IBV_WC_WITH_IMM;
+
+/// Makes `fd` non-blocking (the completion and CM channels), so the core's ring can watch it.
+static inline int crdma_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/// `ibv_reg_mr` is a macro in rdma-core's header.
+static inline struct ibv_mr *crdma_reg_mr(struct ibv_pd *pd, void *addr, size_t length, int access) {
+    return ibv_reg_mr(pd, addr, length, access);
+}
+
+/// `ibv_query_port` is a macro in rdma-core's header.
+static inline int crdma_query_port(struct ibv_context *context, uint8_t port, struct ibv_port_attr *attr) {
+    return ibv_query_port(context, port, attr);
+}
+
+static inline int crdma_poll_cq(struct ibv_cq *cq, int count, struct ibv_wc *wc) {
+    return ibv_poll_cq(cq, count, wc);
+}
+
+static inline int crdma_req_notify_cq(struct ibv_cq *cq, int solicited_only) {
+    return ibv_req_notify_cq(cq, solicited_only);
+}
+
+/// The immediate data of a completion, in host byte order (valid with `CRDMA_WC_WITH_IMM`).
+static inline uint32_t crdma_wc_immediate(const struct ibv_wc *wc) {
+    return ntohl(wc->imm_data);
+}
+
+/// Posts one SEND_WITH_IMM of `length` bytes at `address` (no scatter entry when `length` is 0).
+/// `immediate` is in host byte order. Returns 0 or an errno value.
+static inline int crdma_post_send_imm(struct ibv_qp *qp, uint64_t wr_id, const void *address, uint32_t length,
+                                      uint32_t lkey, uint32_t immediate, unsigned flags) {
+    struct ibv_sge sge = { .addr = (uintptr_t)address, .length = length, .lkey = lkey };
+    struct ibv_send_wr wr;
+    memset(&wr, 0, sizeof wr);
+    wr.wr_id = wr_id;
+    wr.sg_list = length > 0 ? &sge : NULL;
+    wr.num_sge = length > 0 ? 1 : 0;
+    wr.opcode = IBV_WR_SEND_WITH_IMM;
+    wr.send_flags = flags;
+    wr.imm_data = htonl(immediate);
+    struct ibv_send_wr *bad = NULL;
+    return ibv_post_send(qp, &wr, &bad);
+}
+
+/// Posts one receive of `length` bytes at `address`. Returns 0 or an errno value.
+static inline int crdma_post_recv(struct ibv_qp *qp, uint64_t wr_id, void *address, uint32_t length, uint32_t lkey) {
+    struct ibv_sge sge = { .addr = (uintptr_t)address, .length = length, .lkey = lkey };
+    struct ibv_recv_wr wr = { .wr_id = wr_id, .next = NULL, .sg_list = &sge, .num_sge = 1 };
+    struct ibv_recv_wr *bad = NULL;
+    return ibv_post_recv(qp, &wr, &bad);
+}
+
+/// Creates an RC queue pair on `id` whose send and receive completions go to `cq`. On success
+/// `granted` holds what the device granted (at least what was asked). Returns 0 or -1 (errno).
+static inline int crdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, struct ibv_cq *cq,
+                                  uint32_t send_depth, uint32_t recv_depth, uint32_t max_inline,
+                                  struct ibv_qp_cap *granted) {
+    struct ibv_qp_init_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.send_cq = cq;
+    attr.recv_cq = cq;
+    attr.qp_type = IBV_QPT_RC;
+    attr.sq_sig_all = 0;
+    attr.cap.max_send_wr = send_depth;
+    attr.cap.max_recv_wr = recv_depth;
+    attr.cap.max_send_sge = 1;
+    attr.cap.max_recv_sge = 1;
+    attr.cap.max_inline_data = max_inline;
+    if (rdma_create_qp(id, pd, &attr) != 0) return -1;
+    *granted = attr.cap;
+    return 0;
+}
+
+/// Fills connection parameters: `private_data` (the handshake), retry counts, READ depths.
+static inline struct rdma_conn_param crdma_conn_param(const void *private_data, uint8_t length, uint8_t retry_count,
+                                                      uint8_t rnr_retry_count, uint8_t read_depth) {
+    struct rdma_conn_param param;
+    memset(&param, 0, sizeof param);
+    param.private_data = private_data;
+    param.private_data_len = length;
+    param.retry_count = retry_count;
+    param.rnr_retry_count = rnr_retry_count;
+    param.responder_resources = read_depth;
+    param.initiator_depth = read_depth;
+    return param;
+}
+
+/// The private data of a connection event (connect request, established, rejected), or NULL.
+static inline const void *crdma_event_private_data(const struct rdma_cm_event *event, uint8_t *length) {
+    *length = event->param.conn.private_data_len;
+    return event->param.conn.private_data;
+}
+
+#endif

@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CRDMA
+import NetRuntime
+import NetTransport
+
+/// The RDMA state of one core: one connection-manager event channel for all its ids, one
+/// ``RDMADeviceContext`` per device, and the connections, by number, that completions are
+/// routed to. Made on first use by a dialer or listener on the core; lives until the core stops.
+///
+/// Two kinds of descriptor are watched by the core's ring, each by one long-lived task of the
+/// core (not one per connection): the event channel and each device's completion channel. Both
+/// are non-blocking; no call here ever blocks the core's thread.
+final class RDMACoreContext {
+    let core: Core
+    let eventChannel: UnsafeMutablePointer<rdma_event_channel>
+    /// The configuration of the first connection on the core (completion-queue size, slab).
+    let configuration: RDMATransport.Configuration
+    private(set) var devices: [UInt: RDMADeviceContext] = [:]
+    /// Connection-manager ids with someone listening for their events.
+    var queues: [UInt: CMEventQueue] = [:]
+    private var connections: [UInt32: WeakTransport] = [:]
+    private var nextNumber: UInt32 = 0
+
+    struct WeakTransport {
+        weak var transport: RDMATransport?
+    }
+
+    /// The context of `core`, made on first use.
+    ///
+    /// - Throws: ``TransportError`` `.unavailable` when the machine has no RDMA device.
+    static func on(_ core: Core, configuration: RDMATransport.Configuration) throws -> RDMACoreContext {
+        try core.local(RDMACoreContext.self) { try RDMACoreContext(core: core, configuration: configuration) }
+    }
+
+    private init(core: Core, configuration: RDMATransport.Configuration) throws {
+        try DeviceAvailability.check()
+        guard let channel = rdma_create_event_channel() else {
+            throw verbsError(.unavailable, "rdma_create_event_channel")
+        }
+        guard crdma_set_nonblocking(channel.pointee.fd) == 0 else {
+            let error = verbsError(.unavailable, "fcntl(O_NONBLOCK) on the rdma_cm channel")
+            rdma_destroy_event_channel(channel)
+            throw error
+        }
+        self.core = core
+        self.eventChannel = channel
+        self.configuration = configuration
+        startPump(.connectionManager, descriptor: channel.pointee.fd)
+    }
+
+    deinit {
+        devices.removeAll()
+        rdma_destroy_event_channel(eventChannel)
+    }
+
+    /// The context of the device `verbs` (an id's device, known once its address is bound or
+    /// resolved), made on first use.
+    func device(for verbs: UnsafeMutablePointer<ibv_context>?) throws -> RDMADeviceContext {
+        guard let verbs else {
+            throw TransportError(.unavailable, "the address is not on an RDMA device")
+        }
+        let key = UInt(bitPattern: verbs)
+        if let device = devices[key] { return device }
+        let device = try RDMADeviceContext(verbs: verbs, configuration: configuration)
+        devices[key] = device
+        startPump(.device(key), descriptor: device.descriptor)
+        return device
+    }
+
+    // MARK: Connection-manager ids
+
+    /// Starts routing the events of `id` to a new queue.
+    func register(_ id: UnsafeMutablePointer<rdma_cm_id>) -> CMEventQueue {
+        let queue = CMEventQueue(core: core)
+        queues[UInt(bitPattern: id)] = queue
+        return queue
+    }
+
+    /// Stops routing the events of `id` (before it is destroyed).
+    func unregister(_ id: UnsafeMutablePointer<rdma_cm_id>) {
+        queues.removeValue(forKey: UInt(bitPattern: id))?.close()
+    }
+
+    // MARK: Connections
+
+    /// A number for a new connection, to which its completions are routed from now on.
+    func register(_ transport: RDMATransport) -> UInt32 {
+        repeat { nextNumber &+= 1 } while nextNumber == 0 || connections[nextNumber] != nil
+        connections[nextNumber] = WeakTransport(transport: transport)
+        return nextNumber
+    }
+
+    /// Stops routing completions to connection `number` (its queue pair is gone).
+    func unregister(connection number: UInt32) {
+        connections.removeValue(forKey: number)
+    }
+
+    // MARK: Pumps
+
+    /// What a pump task serves.
+    enum PumpTarget: Sendable, Hashable {
+        case connectionManager
+        case device(UInt)
+    }
+
+    /// Serves `target` once without blocking; false when there is nothing to serve any more.
+    func service(_ target: PumpTarget) -> Bool {
+        switch target {
+        case .connectionManager:
+            serviceConnectionManager()
+            return true
+        case .device(let key):
+            guard let device = devices[key] else { return false }
+            device.serviceCompletions(route)
+            return true
+        }
+    }
+
+    /// Polls `device`'s queue until it is empty, without waiting for its channel (before a
+    /// disconnect is acted on, so messages that arrived first are delivered first).
+    func drainCompletions(of device: RDMADeviceContext) {
+        device.pollUntilEmpty(route)
+    }
+
+    /// Routes one completion by its `wr_id` (the only field valid on error). Completions of a
+    /// connection already gone (flushed after its queue pair was destroyed) are dropped.
+    private func route(_ completion: WorkCompletion) {
+        connections[completion.id.connection]?.transport?.completed(completion)
+    }
+
+    private func startPump(_ target: PumpTarget, descriptor: Int32) {
+        let core = self.core
+        // The task prefers the core's executor, so it runs on the core's thread; it finds the
+        // context again through the core (it captures only Sendable values).
+        Task(executorPreference: core.executor) {
+            await runPump(on: core, target, descriptor: descriptor)
+        }
+    }
+}
+
+/// The loop of one pump task: serve, then wait until the descriptor is readable, until the core
+/// stops (the wait then fails) or the target is gone.
+private func runPump(on core: Core, _ target: RDMACoreContext.PumpTarget, descriptor: Int32) async {
+    while true {
+        do {
+            let context = try core.local(RDMACoreContext.self) { throw CancellationError() }
+            guard context.service(target) else { return }
+        } catch {
+            return
+        }
+        do {
+            try await core.waitReadable(descriptor)
+        } catch {
+            return
+        }
+    }
+}

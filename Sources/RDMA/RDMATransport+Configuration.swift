@@ -1,0 +1,80 @@
+extension RDMATransport {
+    /// How RDMA connections behave (the Rust crate's `TransportConfig`, plus the limits it left
+    /// implicit). Every limit has a safe default; ``defaults`` lists them.
+    public struct Configuration: Sendable, Hashable {
+        /// Send-queue depth: sends posted and not yet completed, at most. Default 128.
+        public var maximumOutstandingSends: Int = 128
+        /// A send is signaled (asks for a completion) at least every this many sends. Default 16;
+        /// clamped to `maximumOutstandingSends`.
+        public var sendSignalBatch: Int = 16
+        /// Receives posted for data: the credits the peer gets. Default 64.
+        public var receiveDepth: Int = 64
+        /// Reposted receives returned to the peer in one credit-only message, when no data
+        /// message carries them first. Also the number of extra receives kept for the peer's
+        /// credit returns. Default 8; at least 2 (see ``CreditFlowController``).
+        public var creditReturnBatch: Int = 8
+        /// The largest message, sent or received, in bytes: the size of each receive buffer.
+        /// Default 64 KiB. Larger messages need the rendezvous protocol (issue 8), not yet built.
+        public var maximumMessageSize: Int = 64 * 1024
+        /// Messages up to this many bytes are copied into the work request (`IBV_SEND_INLINE`):
+        /// no registered memory needed and no buffer held. Default 128; the device may grant less.
+        public var inlineThreshold: Int = 128
+        /// RC transport retries after a timeout before the send fails (how a lost peer shows).
+        /// Default 7 (the most the verbs allow; each waits about 4 µs x 2^timeout).
+        public var retryCount: UInt8 = 7
+        /// Retries after "receiver not ready". Default 7, which means forever (0 would let one
+        /// RNR NAK kill the connection).
+        public var rnrRetryCount: UInt8 = 7
+        /// Outstanding RDMA READs per connection (both initiator depth and responder
+        /// resources; 0 forbids READ). Default 8, lowered to what the device allows.
+        public var readDepth: UInt8 = 8
+        /// How long address and route resolution and the connect may take. Default 5 s.
+        public var connectTimeout: Duration = .seconds(5)
+        /// How long a graceful close waits for queued and in-flight sends. Default 2 s.
+        public var closeTimeout: Duration = .seconds(2)
+        /// Entries of the completion queue a core shares among its connections on one device;
+        /// each connection reserves `maximumOutstandingSends + receiveDepth + creditReturnBatch`.
+        /// Taken from the first connection made on the core. Default 16,384.
+        public var completionQueueSize: Int = 16_384
+        /// The core's registered slab (size classes, region size). Taken from the first
+        /// connection made on the core. Default: 4 KiB, 64 KiB and 1 MiB classes in 16 MiB regions.
+        public var slab: SlabAllocator.Configuration = .defaults
+        /// How long a receive with nothing to read polls the completion queue itself (yielding to
+        /// the core's other tasks between polls) before it waits for a completion event; `nil`
+        /// (the default) waits at once. Busy polling trades a core's CPU for latency.
+        public var busyPolling: Duration?
+        /// The listen backlog. Default 1024.
+        public var backlog: Int32 = 1024
+
+        /// The defaults.
+        public init() {}
+
+        /// The defaults with a tweak: `.defaults { $0.receiveDepth = 16 }`.
+        public static func defaults(_ configure: (inout Configuration) -> Void = { _ in }) -> Configuration {
+            var configuration = Configuration()
+            configure(&configuration)
+            return configuration
+        }
+
+        /// The defaults.
+        public static var defaults: Configuration { Configuration() }
+
+        /// The configuration with every value brought into its valid range.
+        var normalized: Configuration {
+            var c = self
+            c.maximumOutstandingSends = min(max(2, c.maximumOutstandingSends), 16_384)
+            c.sendSignalBatch = min(max(1, c.sendSignalBatch), c.maximumOutstandingSends)
+            c.receiveDepth = min(max(2, c.receiveDepth), 16_384)
+            c.creditReturnBatch = min(max(2, c.creditReturnBatch), c.receiveDepth)
+            c.maximumMessageSize = min(max(64, c.maximumMessageSize), 1 << 30)
+            c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
+            c.retryCount = min(c.retryCount, 7)
+            c.rnrRetryCount = min(c.rnrRetryCount, 7)
+            return c
+        }
+
+        /// Receives kept for the peer's credit returns: one batch, enough to always let a
+        /// credit return through (see ``CreditFlowController``).
+        var reservedSlots: Int { creditReturnBatch }
+    }
+}

@@ -1,0 +1,118 @@
+import CRDMA
+import NetRuntime
+public import NetTransport
+
+extension RDMATransport {
+    /// Receives the next message, over the registered buffer it landed in (no copy).
+    ///
+    /// Messages that arrived before the peer closed the connection are still returned; then
+    /// the call throws why the connection ended.
+    ///
+    /// - Throws: ``TransportError`` `.closed` after a clean close (ours or the peer's),
+    ///   `.connectionReset`, `.protocolViolation`, `.concurrentReceive` if another receive is in
+    ///   progress; `CancellationError` if cancelled while waiting.
+    public func recv() async throws -> Message {
+        guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
+        receiving = true
+        defer { receiving = false }
+        if let spin = configuration.busyPolling, ready.isEmpty, failure == nil {
+            await pollForMessage(until: .now + spin)
+        }
+        while true {
+            if let failure, failure.code != .closed { throw failure }
+            if let message = ready.popFirst() { return message }
+            if let failure { throw failure }
+            try await receivers.wait()
+        }
+    }
+
+    /// Busy polling: drains the completion queue until a message is ready (found by this poll or
+    /// by the core's completion task meanwhile), the connection ends or `deadline` passes,
+    /// yielding to the core's other tasks between polls.
+    private func pollForMessage(until deadline: Deadline) async {
+        while failure == nil, !deadline.hasPassed {
+            context.drainCompletions(of: device)
+            if !ready.isEmpty {
+                statistics.busyPolledReceives += 1
+                return
+            }
+            await Task.yield()
+        }
+    }
+
+    /// Posts the receive buffer of `slot`; false if the post failed.
+    func post(slot: Int) -> Bool {
+        let chunk = slots[slot]
+        let status = crdma_post_recv(
+            queuePair, WorkRequestID.receive(connection: number, slot: slot).raw, chunk.base, UInt32(chunk.size), chunk.localKey)
+        slotPosted[slot] = status == 0
+        return status == 0
+    }
+
+    /// Handles a receive's completion: credits first (they may let queued sends go), then the
+    /// message itself.
+    func receiveCompleted(_ completion: WorkCompletion) {
+        let slot = Int(completion.id.index)
+        guard slots.indices.contains(slot) else { return }
+        slotPosted[slot] = false
+        guard completion.succeeded else {
+            if failure == nil && !peerDisconnecting {
+                fail(TransportError(.connectionReset, "a receive failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
+            }
+            if tornDown { device.slab.free(slots[slot]) }
+            return
+        }
+        guard failure == nil else { return }
+        guard let raw = completion.immediate, let immediate = ImmediateData(raw: raw) else {
+            fail(TransportError(.protocolViolation, "a message without valid immediate data"))
+            return
+        }
+        flow.creditsReturned(immediate.credits)
+        switch immediate.kind {
+        case .credits:
+            statistics.creditMessagesReceived += 1
+            guard flow.creditReturnReceived() == .accepted else {
+                fail(TransportError(.protocolViolation, "the peer sent past its credits"))
+                return
+            }
+            repost(slot: slot)
+        case .data:
+            guard flow.dataReceived() == .accepted else {
+                fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))
+                return
+            }
+            guard completion.byteLength > 0 else {
+                fail(TransportError(.protocolViolation, "an empty data message"))
+                return
+            }
+            statistics.messagesReceived += 1
+            // The message refers to the receive buffer itself; releasing it reposts the buffer.
+            let storage = BufferStorage(wrapping: slots[slot].base, capacity: completion.byteLength) { [self] in
+                released(slot: slot)
+            }
+            ready.append(Message(storage: storage, offset: 0, count: completion.byteLength))
+            receivers.signalOne()
+        }
+        postQueued()
+    }
+
+    /// The last message over `slot`'s buffer is gone: post it again (or, once the connection is
+    /// torn down, give the chunk back to the slab).
+    func released(slot: Int) {
+        if tornDown {
+            device.slab.free(slots[slot])
+        } else if failure == nil {
+            repost(slot: slot)
+            statistics.receivesReposted += 1
+            returnCreditsIfDue()
+        }
+    }
+
+    private func repost(slot: Int) {
+        if post(slot: slot) {
+            flow.receiveReposted()
+        } else {
+            fail(verbsError(.connectionReset, "ibv_post_recv"))
+        }
+    }
+}

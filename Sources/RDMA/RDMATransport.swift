@@ -1,0 +1,252 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CRDMA
+import DequeModule
+public import NetRuntime
+public import NetTransport
+
+/// An RDMA connection (a reliable-connected queue pair set up through rdma_cm) that sends and
+/// receives whole messages, living on one core. See docs/RDMA.md.
+///
+/// - Every message is one SEND_WITH_IMM: the payload as it is (no header), the immediate data
+///   carrying the message kind and the credits returned (``ImmediateData``).
+/// - Sending: any number of tasks on the core may send at once; messages go out in call order.
+///   `send` returns once its message is posted to the queue pair; it waits while the peer has no
+///   receive free for it (credits) or the send queue is full. A message in this connection's
+///   registered memory (``allocateBuffer(capacity:)``) is sent without a copy; a small one is
+///   sent inline; any other is copied into registered memory.
+/// - Receiving: each message is returned over the registered receive buffer it landed in (no
+///   copy); the buffer is posted again, and its credit returned to the peer, when the last
+///   message referring to it is released.
+/// - Closing: a graceful ``close()`` waits (up to `closeTimeout`) for queued and in-flight sends,
+///   then disconnects. A peer that disconnects, breaks the protocol or fails ends the connection
+///   with a ``TransportError``, which pending and later calls throw.
+public final class RDMATransport: Transport {
+    /// The core the connection lives on.
+    public let core: Core
+    /// The configuration, brought into range.
+    public let configuration: Configuration
+    /// The local address (known once the connection is up).
+    public private(set) var localAddress: SocketAddress?
+    /// The peer's address (known once the connection is up).
+    public private(set) var peerAddress: SocketAddress?
+
+    let context: RDMACoreContext
+    let device: RDMADeviceContext
+    let id: UnsafeMutablePointer<rdma_cm_id>
+    let events: CMEventQueue
+    let queuePair: UnsafeMutablePointer<ibv_qp>
+    /// The connection's number on its core (the high half of every `wr_id`).
+    private(set) var number: UInt32 = 0
+    /// What the device granted for inline sends.
+    let inlineLimit: Int
+    let completionsReserved: Int
+
+    // Flow control and signalling (pure bookkeeping, see their types).
+    var flow: CreditFlowController
+    var signals: SendSignalPolicy
+    /// The peer's handshake, once known; until then completions wait in `early`.
+    var peer: Handshake?
+    var early: [WorkCompletion] = []
+    /// The largest message we send: ours, or the peer's receive buffer if smaller.
+    var maximumSendSize: Int
+
+    // Sending.
+    var pending = Deque<PendingSend>()
+    /// Messages whose memory a posted send still reads, by sequence number modulo the depth.
+    var inFlightMessages: [Message?]
+    let senders: CoreWaitQueue
+
+    // Receiving.
+    let slots: [SlabAllocator.Chunk]
+    var slotPosted: [Bool]
+    var ready = Deque<Message>()
+    let receivers: CoreWaitQueue
+    var receiving = false
+
+    /// Why the connection ended, once it has.
+    var failure: TransportError?
+    /// Whether the queue pair and id are destroyed.
+    var tornDown = false
+    /// Set when the peer's disconnect is being handled: flushed work requests are expected.
+    var peerDisconnecting = false
+    /// A send was flushed by a disconnect: the peer left mid-transfer.
+    var sendsLost = false
+    /// Test hook: send data past the credits, to check the peer's detection of it.
+    var ignoresCreditsForTesting = false
+
+    /// Counters for tests and metrics.
+    public struct Statistics: Sendable, Hashable {
+        /// Data messages posted.
+        public var messagesSent = 0
+        /// Of those, sent from registered memory without a copy.
+        public var zeroCopySends = 0
+        /// Of those, sent inline.
+        public var inlineSends = 0
+        /// Of those, copied into registered memory first.
+        public var copiedSends = 0
+        /// Sends that asked for a completion.
+        public var signaledSends = 0
+        /// Credit-only messages posted.
+        public var creditMessagesSent = 0
+        /// Data messages received.
+        public var messagesReceived = 0
+        /// Credit-only messages received.
+        public var creditMessagesReceived = 0
+        /// Receives posted again after their message was released.
+        public var receivesReposted = 0
+        /// Sends that had to wait (no credit, or a full send queue).
+        public var sendsDelayed = 0
+        /// Receives whose message arrived while they busy polled (``Configuration/busyPolling``),
+        /// without waiting for a completion event.
+        public var busyPolledReceives = 0
+    }
+
+    /// The connection's counters.
+    public internal(set) var statistics = Statistics()
+
+    /// A send waiting for a credit or a send-queue slot.
+    final class PendingSend {
+        enum State { case queued, posted, failed(TransportError) }
+        let message: Message
+        var state = State.queued
+        init(_ message: Message) { self.message = message }
+    }
+
+    /// Creates the queue pair on `id` (whose address and route are resolved, or which came with a
+    /// connect request) and posts every receive. `peer` is known at once on the accepting side;
+    /// the dialling side learns it from the accept (``establish(peer:)``).
+    init(id: UnsafeMutablePointer<rdma_cm_id>, events: CMEventQueue, context: RDMACoreContext,
+         configuration: Configuration, peer: Handshake?) throws {
+        let configuration = configuration.normalized
+        let device = try context.device(for: id.pointee.verbs)
+        let receiveCount = configuration.receiveDepth + configuration.reservedSlots
+        let reserve = configuration.maximumOutstandingSends + receiveCount
+        guard device.reserveCompletions(reserve) else {
+            throw TransportError(.resourceExhausted, "the core's completion queue is full (\(device.completionCapacity) entries)")
+        }
+        var granted = ibv_qp_cap()
+        guard crdma_create_qp(id, device.protectionDomain, device.completionQueue, UInt32(configuration.maximumOutstandingSends),
+                              UInt32(receiveCount), UInt32(configuration.inlineThreshold), &granted) == 0,
+              let qp = id.pointee.qp
+        else {
+            device.releaseCompletions(reserve)
+            throw verbsError(.resourceExhausted, "rdma_create_qp")
+        }
+        var slots: [SlabAllocator.Chunk] = []
+        do {
+            for _ in 0..<receiveCount {
+                guard let chunk = try device.slab.allocate(configuration.maximumMessageSize) else {
+                    throw TransportError(.resourceExhausted, "registered memory for receive buffers ran out (\(receiveCount) x \(configuration.maximumMessageSize) bytes)")
+                }
+                slots.append(chunk)
+            }
+        } catch {
+            for chunk in slots { device.slab.free(chunk) }
+            rdma_destroy_qp(id)
+            device.releaseCompletions(reserve)
+            throw error
+        }
+        self.core = context.core
+        self.configuration = configuration
+        self.context = context
+        self.device = device
+        self.id = id
+        self.events = events
+        self.queuePair = qp
+        self.inlineLimit = min(configuration.inlineThreshold, Int(granted.max_inline_data))
+        self.completionsReserved = reserve
+        let own = configuration
+        let other = peer ?? Handshake(dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots,
+                                      receiveBufferSize: own.maximumMessageSize, maximumMessageSize: own.maximumMessageSize,
+                                      creditReturnBatch: own.creditReturnBatch)
+        self.flow = CreditFlowController(
+            dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots, peerDataSlots: other.dataSlots,
+            peerReservedSlots: other.reservedSlots, creditReturnBatch: own.creditReturnBatch)
+        self.signals = SendSignalPolicy(queueDepth: own.maximumOutstandingSends, batch: own.sendSignalBatch)
+        self.peer = peer
+        self.maximumSendSize = min(own.maximumMessageSize, other.receiveBufferSize)
+        self.inFlightMessages = Array(repeating: nil, count: own.maximumOutstandingSends)
+        self.senders = CoreWaitQueue(core: context.core)
+        self.receivers = CoreWaitQueue(core: context.core)
+        self.slots = slots
+        self.slotPosted = Array(repeating: false, count: slots.count)
+        self.number = context.register(self)
+        for slot in slots.indices {
+            guard post(slot: slot) else {
+                let error = verbsError(.resourceExhausted, "ibv_post_recv")
+                teardown()
+                throw error
+            }
+        }
+    }
+
+    deinit {
+        teardown()
+    }
+
+    /// Applies the peer's handshake (on the dialling side, from the accept) and handles the
+    /// completions that arrived before it.
+    func establish(peer: Handshake) {
+        let own = configuration
+        self.peer = peer
+        flow = CreditFlowController(
+            dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots, peerDataSlots: peer.dataSlots,
+            peerReservedSlots: peer.reservedSlots, creditReturnBatch: own.creditReturnBatch)
+        maximumSendSize = min(own.maximumMessageSize, peer.receiveBufferSize)
+        let waiting = early
+        early.removeAll()
+        for completion in waiting { completed(completion) }
+    }
+
+    /// Routes the connection's later connection-manager events (disconnect, device removal) to it.
+    func watchConnectionEvents() {
+        events.handler = { [weak self] event in self?.connectionEvent(event) }
+        localAddress = Self.address(rdma_get_local_addr(id))
+        peerAddress = Self.address(rdma_get_peer_addr(id))
+    }
+
+    static func address(_ raw: UnsafeMutablePointer<sockaddr>?) -> SocketAddress? {
+        guard let raw else { return nil }
+        var storage = sockaddr_storage()
+        let family = Int32(raw.pointee.sa_family)
+        let length = family == AF_INET6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size
+        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(start: raw, count: length)) }
+        return SocketAddress(storage: storage, length: socklen_t(length))
+    }
+
+    /// The handshake this side sends.
+    var ownHandshake: Handshake {
+        Handshake(dataSlots: configuration.receiveDepth, reservedSlots: configuration.reservedSlots,
+                  receiveBufferSize: configuration.maximumMessageSize, maximumMessageSize: configuration.maximumMessageSize,
+                  creditReturnBatch: configuration.creditReturnBatch)
+    }
+
+    /// Whether the connection is still usable.
+    public var isOpen: Bool { failure == nil }
+
+    /// Credits left: receives the peer has posted for us (the last few kept for credit returns).
+    public var credits: Int { flow.credits }
+
+    /// Sends waiting for a credit or a send-queue slot.
+    public var queuedSends: Int { pending.count }
+
+    /// Received messages not yet taken by ``recv()``.
+    public var queuedReceives: Int { ready.count }
+
+    /// The core's registered memory, as a buffer pool.
+    public var bufferPool: RDMABufferPool { RDMABufferPool(device: device) }
+
+    /// A buffer in the core's registered memory (see ``RDMABufferPool``): a message built in it
+    /// is sent without a copy.
+    public func allocateBuffer(capacity: Int) -> WritableBuffer {
+        bufferPool.allocate(capacity: capacity)
+    }
+
+    /// Throws why the connection ended, if it has.
+    @inline(__always)
+    func checkOpen() throws(TransportError) {
+        if let failure { throw failure }
+    }
+}

@@ -1,0 +1,121 @@
+@testable import NetRDMA
+import Testing
+
+/// Regions of plain memory standing in for registered ones (keys count up from 100).
+final class PlainRegions {
+    var made: [SlabAllocator.Region] = []
+    var failNext = false
+    struct Refused: Error {}
+
+    func make(_ size: Int) throws -> SlabAllocator.Region {
+        if failNext { throw Refused() }
+        let region = SlabAllocator.Region(base: .allocate(byteCount: size, alignment: 4096), size: size,
+                                          localKey: UInt32(100 + made.count), remoteKey: 0)
+        made.append(region)
+        return region
+    }
+
+    deinit { for region in made { region.base.deallocate() } }
+}
+
+@Suite("RDMA slab allocator")
+struct RDMASlabAllocatorTests {
+    let configuration = SlabAllocator.Configuration(sizeClasses: [256, 4096], regionSize: 16 * 1024, maximumRegionsPerClass: 2)
+
+    @Test("Requests go to the smallest class that fits; larger than every class is refused")
+    func sizeClasses() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        #expect(try slab.allocate(1)?.size == 256)
+        #expect(try slab.allocate(256)?.size == 256)
+        #expect(try slab.allocate(257)?.size == 4096)
+        #expect(try slab.allocate(4097) == nil)
+        #expect(slab.statistics.refused == 1)
+        #expect(slab.statistics.regions == 2)
+    }
+
+    @Test("Chunks are disjoint, inside their region, and carry its key")
+    func disjointChunks() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        var chunks: [SlabAllocator.Chunk] = []
+        // 2 regions of 16 KiB = 8 chunks of 4 KiB: all of them, then a refusal.
+        for _ in 0..<8 { chunks.append(try #require(try slab.allocate(4096))) }
+        #expect(try slab.allocate(4096) == nil)
+        let starts = chunks.map { UInt(bitPattern: $0.base) }.sorted()
+        for (a, b) in zip(starts, starts.dropFirst()) { #expect(b - a >= 4096) }
+        for chunk in chunks {
+            let key = try #require(slab.localKey(for: chunk.base, count: chunk.size))
+            #expect(key == chunk.localKey)
+        }
+        #expect(Set(chunks.map(\.localKey)).count == 2)
+    }
+
+    @Test("A freed chunk is reused; a double free is refused")
+    func freeAndReuse() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        let first = try #require(try slab.allocate(100))
+        #expect(slab.statistics.inUse == 1)
+        #expect(slab.free(first))
+        #expect(!slab.free(first))
+        #expect(slab.statistics.inUse == 0)
+        let again = try #require(try slab.allocate(100))
+        #expect(again.base == first.base)
+        #expect(regions.made.count == 1)
+    }
+
+    @Test("Addresses outside every region, or straddling its end, have no key")
+    func foreignMemory() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        let chunk = try #require(try slab.allocate(4096))
+        let foreign = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+        defer { foreign.deallocate() }
+        #expect(slab.localKey(for: foreign, count: 64) == nil)
+        let region = regions.made[0]
+        #expect(slab.localKey(for: region.base + region.size - 8, count: 16) == nil)
+        #expect(slab.localKey(for: chunk.base, count: 16) != nil)
+    }
+
+    @Test("A region that cannot be made is an error, and the allocator stays usable")
+    func regionFailure() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        regions.failNext = true
+        #expect(throws: PlainRegions.Refused.self) { try slab.allocate(10) }
+        regions.failNext = false
+        #expect(try slab.allocate(10) != nil)
+    }
+
+    @Test("Random allocate/free keeps every live chunk distinct and the counts right", arguments: [1, 7, 99] as [UInt64])
+    func randomUse(seed: UInt64) throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        var random = SplitMix(seed: seed)
+        var live: [SlabAllocator.Chunk] = []
+        for _ in 0..<2_000 {
+            if live.isEmpty || random.next() % 3 != 0 {
+                if let chunk = try slab.allocate(Int(random.next() % 4096) + 1) { live.append(chunk) }
+            } else {
+                let index = Int(random.next() % UInt64(live.count))
+                #expect(slab.free(live.remove(at: index)))
+            }
+            #expect(slab.statistics.inUse == live.count)
+        }
+        #expect(Set(live.map { UInt(bitPattern: $0.base) }).count == live.count)
+    }
+}
+
+/// A seeded generator, so a failing random test can be replayed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

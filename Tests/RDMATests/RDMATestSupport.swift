@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetRuntime
+@testable import NetRDMA
+import NetTransport
+import Testing
+
+/// Where the tests run: in the soft-RoCE guest of scripts/rdma-vm, or on a host without RDMA.
+enum RDMATestEnvironment {
+    /// Set by scripts/rdma-vm in the guest.
+    static let inGuest = getenv("NET_RDMA_GUEST").map { String(cString: $0) } == "1"
+    /// rxe0's address in the guest (rdma_cm cannot route 127.0.0.1).
+    static let address = getenv("RDMA_ADDR").map { String(cString: $0) } ?? "10.77.0.1"
+    /// Whether this machine has a verbs device at all.
+    static var hasDevice: Bool {
+        guard let dir = opendir("/sys/class/infiniband") else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { return true }
+        }
+        return false
+    }
+    /// Everything in the guest is emulated and slow: time limits there are this many times longer.
+    static let timeScale: Int64 = inGuest ? 10 : 1
+    static func scaled(_ duration: Duration) -> Duration { duration * timeScale }
+}
+
+/// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
+func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
+    let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
+    do {
+        let result = try await body(runtime)
+        await runtime.stop()
+        return result
+    } catch {
+        await runtime.stop()
+        throw error
+    }
+}
+
+/// A mutable slot tasks on one core can fill (non-Sendable, so it stays on the core).
+final class Box<T> {
+    var value: T?
+}
+
+/// Configuration with the guest's slower clock.
+func scaledConfiguration(_ configure: (inout RDMATransport.Configuration) -> Void = { _ in }) -> RDMATransport.Configuration {
+    RDMATransport.Configuration.defaults {
+        $0.connectTimeout = RDMATestEnvironment.scaled(.seconds(3))
+        $0.closeTimeout = RDMATestEnvironment.scaled(.seconds(1))
+        configure(&$0)
+    }
+}
+
+/// A connected pair on `core`: (dialled client, accepted server, listener).
+func connectedPair(
+    on core: isolated Core, client: RDMATransport.Configuration = scaledConfiguration(),
+    server: RDMATransport.Configuration = scaledConfiguration()
+) async throws -> (RDMATransport, RDMATransport, RDMAListener) {
+    let listener = try RDMAListener.bind(SocketAddress(host: RDMATestEnvironment.address, port: 0)!, on: core, configuration: server)
+    let accepted = Box<RDMATransport>()
+    // Accept and dial at once: the dial completes only when the listener accepts.
+    let accepting = Task {
+        _ = core
+        accepted.value = try await listener.accept()
+    }
+    let dialled = try await RDMADialer(configuration: client).dial(listener.localAddress, on: core)
+    try await accepting.value
+    return (dialled, accepted.value!, listener) // '!': the accept task returned without throwing
+}
+
+/// Waits (on the core's timers) until `condition` holds; false if it did not within `timeout`.
+func waitUntil(_ core: Core, timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
+    let deadline = Deadline.now + RDMATestEnvironment.scaled(timeout)
+    while !condition() {
+        if deadline.hasPassed { return false }
+        try await core.sleep(for: .milliseconds(1))
+    }
+    return true
+}
+
+/// The error a call ended with, or `nil`.
+func caught(_ body: () async throws -> Void) async -> (any Error)? {
+    do { try await body(); return nil } catch { return error }
+}
+
+/// A payload that tells its sender and sequence number apart from every other.
+func payload(sender: Int, sequence: Int, size: Int) -> [UInt8] {
+    var bytes = withUnsafeBytes(of: UInt32(sender).bigEndian) { Array($0) } + withUnsafeBytes(of: UInt32(sequence).bigEndian) { Array($0) }
+    while bytes.count < size { bytes.append(UInt8(truncatingIfNeeded: bytes.count &* 7 &+ sender &+ sequence)) }
+    return Array(bytes.prefix(max(size, 8)))
+}
+
+/// The sender and sequence number of a ``payload(sender:sequence:size:)``.
+func header(_ message: Message) -> (sender: Int, sequence: Int) {
+    message.withUnsafeBytes { raw in
+        (Int(UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))),
+         Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self))))
+    }
+}

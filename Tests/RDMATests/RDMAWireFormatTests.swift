@@ -1,0 +1,83 @@
+@testable import NetRDMA
+import Testing
+
+@Suite("RDMA wire format")
+struct RDMAWireFormatTests {
+    let handshake = Handshake(dataSlots: 64, reservedSlots: 8, receiveBufferSize: 65_536, maximumMessageSize: 65_536, creditReturnBatch: 8)
+
+    @Test("The handshake is 28 bytes, big-endian, magic first, and round-trips")
+    func handshakeLayout() throws {
+        let bytes = handshake.bytes
+        #expect(bytes.count == Handshake.size)
+        #expect(Array(bytes[0..<8]) == [0x53, 0x4E, 0x4D, 0x52, 1, 0, 0, 0])
+        #expect(Array(bytes[8..<12]) == [0, 0, 0, 64])
+        #expect(Array(bytes[16..<20]) == [0, 1, 0, 0])
+        #expect(try Handshake(parsing: bytes) == handshake)
+        // The CM pads private data with zeros: trailing bytes are ignored.
+        #expect(try Handshake(parsing: bytes + [UInt8](repeating: 0, count: 28)) == handshake)
+    }
+
+    @Test("Bad handshakes are refused with the reason, never a crash")
+    func badHandshakes() {
+        let good = handshake.bytes
+        #expect(throws: Handshake.ParseError.tooShort(27)) { try Handshake(parsing: Array(good.prefix(27))) }
+        #expect(throws: Handshake.ParseError.tooShort(0)) { try Handshake(parsing: [UInt8]()) }
+        var magic = good; magic[0] = 0
+        #expect(throws: Handshake.ParseError.badMagic(0x004E_4D52)) { try Handshake(parsing: magic) }
+        var version = good; version[4] = 2
+        #expect(throws: Handshake.ParseError.unsupportedVersion(2)) { try Handshake(parsing: version) }
+        var zeroSlots = good; zeroSlots[11] = 0
+        #expect(throws: Handshake.ParseError.self) { try Handshake(parsing: zeroSlots) }
+        var hugeSlots = good; hugeSlots[8] = 0xFF
+        #expect(throws: Handshake.ParseError.self) { try Handshake(parsing: hugeSlots) }
+        var bigBatch = good; bigBatch[27] = 9   // batch above the reserve
+        #expect(throws: Handshake.ParseError.self) { try Handshake(parsing: bigBatch) }
+        var tinyBuffer = good; tinyBuffer[17] = 0; tinyBuffer[18] = 0; tinyBuffer[19] = 10
+        #expect(throws: Handshake.ParseError.self) { try Handshake(parsing: tinyBuffer) }
+    }
+
+    @Test("Random bytes never parse by accident and never crash", arguments: [1, 2, 3] as [UInt64])
+    func fuzz(seed: UInt64) {
+        var random = SplitMix(seed: seed)
+        for _ in 0..<5_000 {
+            let count = Int(random.next() % 64)
+            let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            #expect((try? Handshake(parsing: bytes)) == nil)
+        }
+    }
+
+    @Test("Immediate data: kind in the top byte, credits below, clamped")
+    func immediate() {
+        let data = ImmediateData(kind: .data, credits: 5)
+        #expect(data.raw == 0x0100_0005)
+        #expect(ImmediateData(raw: 0x0200_0102) == ImmediateData(kind: .credits, credits: 258))
+        #expect(ImmediateData(raw: 0x0300_0000) == nil)
+        #expect(ImmediateData(kind: .credits, credits: 1 << 30).credits == ImmediateData.maximumCredits)
+    }
+
+    @Test("Work-request ids keep the connection, direction and index")
+    func workRequestIDs() {
+        let send = WorkRequestID.send(connection: 0xDEAD_BEEF, sequence: (1 << 31) + 7)
+        #expect(WorkRequestID(raw: send.raw) == send)
+        #expect(send.isSend && send.index == 7 && send.connection == 0xDEAD_BEEF)
+        let receive = WorkRequestID.receive(connection: 3, slot: 71)
+        #expect(!WorkRequestID(raw: receive.raw).isSend && WorkRequestID(raw: receive.raw).index == 71)
+    }
+
+    @Test("The configuration is brought into range; its reserve covers a credit-return batch")
+    func configuration() {
+        let odd = RDMATransport.Configuration.defaults {
+            $0.maximumOutstandingSends = 0
+            $0.sendSignalBatch = 1_000
+            $0.receiveDepth = 4
+            $0.creditReturnBatch = 50
+            $0.retryCount = 9
+        }.normalized
+        #expect(odd.maximumOutstandingSends == 2)
+        #expect(odd.sendSignalBatch == 2)
+        #expect(odd.creditReturnBatch == 4)
+        #expect(odd.reservedSlots >= odd.creditReturnBatch)
+        #expect(odd.retryCount == 7)
+        #expect(RDMATransport.Configuration.defaults.rnrRetryCount == 7)
+    }
+}
