@@ -18,6 +18,10 @@ protocol IOBackend: AnyObject {
     /// Asks the kernel to cancel every operation in flight on `fd`.
     func cancelAll(fd: Int32)
 
+    /// Drops what the backend remembers about `fd`, which is about to be closed other than by a
+    /// `.close` operation (its number may then be reused for another file).
+    func forget(fd: Int32)
+
     /// Hands queued work to the kernel and reports what has completed.
     ///
     /// - Parameter timeout: `nil` returns at once; otherwise blocks until something completes,

@@ -59,11 +59,14 @@ extension Core {
         try loopOnThisThread(.close).ownedDescriptors.insert(fd)
     }
 
-    /// Gives up ownership of `fd` (for example before handing it to another owner); returns
-    /// whether the core owned it.
+    /// Gives up ownership of `fd` (for example before handing it to another owner, or before
+    /// closing it without ``close(_:)``): the core forgets it; returns whether the core owned it.
+    /// A descriptor the core has waited on must be closed with ``close(_:)`` or released first.
     @discardableResult
     public nonisolated func release(_ fd: Int32) throws -> Bool {
-        try loopOnThisThread(.close).ownedDescriptors.remove(fd) != nil
+        let loop = try loopOnThisThread(.close)
+        loop.backend.forget(fd: fd)
+        return loop.ownedDescriptors.remove(fd) != nil
     }
 
     /// Connects a socket to `address`, failing with `ETIMEDOUT` after `timeout`.
@@ -85,6 +88,7 @@ extension Core {
             return fd
         } catch {
             loop.ownedDescriptors.remove(fd)
+            loop.backend.forget(fd: fd)
             Socket.closeNow(fd)
             throw error
         }

@@ -13,11 +13,6 @@ public final class CoreWaitQueue {
     /// and then called `wait` may have been suspended in between (calling `wait` can hop), and
     /// must not miss a signal sent meanwhile. Costs at most one spurious wake-up.
     private var permit = false
-    /// Waiters signalled after they queued but before their sleep began: the task can be
-    /// suspended between the two (calling `withTaskCancellationHandler` can hop, seen with tasks
-    /// that inherit the core's isolation), and the core may signal meanwhile. Without this the
-    /// signal was lost and the waiter slept until its deadline (found by the RDMA accept path).
-    private var signalledEarly = Set<OperationID>()
 
     /// A wait queue for tasks on `core`.
     public init(core: Core) {
@@ -48,13 +43,13 @@ public final class CoreWaitQueue {
         let completion = await withTaskCancellationHandler {
             _ = isolation
             return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                // A signal between `reserve` and here is kept by the loop (`wake` on a reserved
+                // operation) and ends the sleep as it begins.
                 loop.startSleep(id, until: nil, continuation: continuation)
-                if signalledEarly.remove(id) != nil { loop.wake(id, result: 0) }
             }
         } onCancel: {
             executor.requestCancel(id)
         }
-        signalledEarly.remove(id)
         loop.table.release(id)
         switch completion.result {
         case 0:
@@ -75,7 +70,7 @@ public final class CoreWaitQueue {
         }
         let woken = waiters
         waiters.removeAll(keepingCapacity: true)
-        for id in woken where !loop.wake(id, result: 0) { noteEarlySignal(id, loop) }
+        for id in woken { loop.wake(id, result: 0) }
     }
 
     /// Wakes the task that has waited longest, if any is still waiting.
@@ -83,18 +78,8 @@ public final class CoreWaitQueue {
         guard let loop = try? core.loopOnThisThread(.poll) else { return }
         while let id = waiters.popFirst() {
             if loop.wake(id, result: 0) { return }
-            if noteEarlySignal(id, loop) { return }
         }
         permit = true
-    }
-
-    /// Remembers a signal for a waiter that has queued but not yet begun to sleep; returns
-    /// whether `id` was such a waiter (ended waits are left alone).
-    @discardableResult
-    private func noteEarlySignal(_ id: OperationID, _ loop: CoreLoop) -> Bool {
-        guard loop.table.state(of: id) == .reserved else { return false }
-        signalledEarly.insert(id)
-        return true
     }
 }
 

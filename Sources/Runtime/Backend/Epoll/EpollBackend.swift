@@ -179,6 +179,15 @@ final class EpollBackend: IOBackend {
         ready.append((token, -ECANCELED, 0))
     }
 
+    func forget(fd: Int32) {
+        cancelAll(fd: fd)
+        // A registration left behind would make a later descriptor with this number look
+        // registered, and its waits would never be woken.
+        if descriptors.removeValue(forKey: fd)?.registered == true {
+            _ = epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil)
+        }
+    }
+
     func cancelAll(fd: Int32) {
         guard var state = descriptors[fd] else { return }
         for waiter in state.readers + state.writers {

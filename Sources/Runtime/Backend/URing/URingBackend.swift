@@ -137,6 +137,8 @@ final class URingBackend: IOBackend {
         io_uring_sqe_set_data64(sqe, ReservedToken.ignore)
     }
 
+    func forget(fd: Int32) {}  // the ring keeps nothing per descriptor
+
     func cancelAll(fd: Int32) {
         let sqe = nextSQE()
         io_uring_prep_cancel_fd(sqe, fd, CURING_ASYNC_CANCEL_ALL)
