@@ -1,5 +1,7 @@
 # swift-net: `make test` installs what a fresh Debian 12 machine lacks, builds, and runs every
-# test suite under both runtime backends, then the RDMA suites in a soft-RoCE guest. `make run` runs the echo cluster (`make run ARGS="--duration 10 --nodes 4"`). Swift 6.3 itself comes from swift.org, not from apt.
+# test suite under both runtime backends, then the RDMA suites in a soft-RoCE guest.
+# `make run` runs the echo cluster (`make run ARGS="--duration 10 --nodes 4"`).
+# Swift 6.3 itself comes from swift.org, not from apt.
 
 SHELL := /bin/bash
 SWIFT ?= swift
