@@ -27,24 +27,7 @@ enum RPCClientBench {
         switch spec.workload {
         case .rtt:
             let rpc = connections[0]
-            var samples: [UInt64] = []
-            samples.reserveCapacity(spec.count)
-            let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
-            let before = core.statistics
-            for i in 0..<(spec.warmup + spec.count) {
-                let start = Deadline.now
-                let reply = try await rpc.call(BenchAPI.echo, payload)
-                precondition(reply.count == spec.size, "short echo")
-                if i >= spec.warmup {
-                    let end = Deadline.now
-                    samples.append(end.nanoseconds - start.nanoseconds)
-                    if end >= stop { break }
-                }
-            }
-            let after = core.statistics
-            let n = Double(spec.warmup + samples.count)
-            note("# client core per call: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads")
-            return Measurement(samples: samples)
+            return try await measureRoundTrips(spec, on: core) { try await rpc.call(BenchAPI.echo, payload).count }
         case .rate, .bulk:
             let tally = Tally()
             for rpc in connections {

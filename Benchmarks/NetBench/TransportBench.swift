@@ -30,25 +30,10 @@ enum TransportClient {
         switch spec.workload {
         case .rtt:
             let c = connections[0]
-            var samples: [UInt64] = []
-            samples.reserveCapacity(spec.count)
-            let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
-            let before = core.statistics
-            for i in 0..<(spec.warmup + spec.count) {
-                let start = Deadline.now
+            return try await measureRoundTrips(spec, on: core) {
                 try await c.send(payload)
-                let reply = try await c.recv()
-                precondition(reply.count == spec.size, "short echo")
-                if i >= spec.warmup {
-                    let end = Deadline.now
-                    samples.append(end.nanoseconds - start.nanoseconds)
-                    if end >= stop { break }
-                }
+                return try await c.recv().count
             }
-            let after = core.statistics
-            let n = Double(spec.warmup + samples.count)
-            note("# client core per round trip: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads, \(format(Double(after.parks - before.parks) / n)) parks")
-            return Measurement(samples: samples)
         case .rate, .bulk:
             return try await pipelined(connections, payload: payload, spec: spec, on: core)
         }
@@ -94,4 +79,29 @@ final class Tally {
     var completions = 0
     var bytes = 0
     var stopped = false
+}
+
+/// Times `spec.count` round trips after `spec.warmup` (stopping at `spec.maxSeconds`), and notes
+/// the client core's jobs, remote jobs and parks per round trip. `roundTrip` returns the reply's size.
+func measureRoundTrips(
+    _ spec: WorkloadSpec, on core: isolated Core, _ roundTrip: () async throws -> Int
+) async throws -> Measurement {
+    var samples: [UInt64] = []
+    samples.reserveCapacity(spec.count)
+    let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+    let before = core.statistics
+    for i in 0..<(spec.warmup + spec.count) {
+        let start = Deadline.now
+        let size = try await roundTrip()
+        precondition(size == spec.size, "short echo")
+        if i >= spec.warmup {
+            let end = Deadline.now
+            samples.append(end.nanoseconds - start.nanoseconds)
+            if end >= stop { break }
+        }
+    }
+    let after = core.statistics
+    let n = Double(spec.warmup + samples.count)
+    note("# client core per round trip: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads, \(format(Double(after.parks - before.parks) / n)) parks")
+    return Measurement(samples: samples)
 }
