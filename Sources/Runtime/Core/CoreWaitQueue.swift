@@ -8,7 +8,7 @@ import DequeModule
 public final class CoreWaitQueue {
     /// The core whose tasks wait here.
     public let core: Core
-    private var waiters = Deque<CoreWakeHandle>()
+    private var waiters = Deque<OperationID>()
     /// A signal that found no waiter, kept for the next wait: a task that checked its condition
     /// and then called `wait` may have been suspended in between (calling `wait` can hop), and
     /// must not miss a signal sent meanwhile. Costs at most one spurious wake-up.
@@ -34,25 +34,55 @@ public final class CoreWaitQueue {
             permit = false
             return
         }
-        _ = try await suspendOnCore(core, deadline: deadline, isolation: isolation) { waiters.append($0) }
+        let loop = try core.loopOnThisThread(.poll)
+        let id = loop.table.reserve()
+        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+        waiters.append(id)
+        let executor = core.executor
+        // Uses `isolation` inside the operation: see `Core.perform` for why.
+        let completion = await withTaskCancellationHandler {
+            _ = isolation
+            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                // A signal between `reserve` and here is kept by the loop (`wake` on a reserved
+                // operation) and ends the sleep as it begins.
+                loop.startSleep(id, until: nil, continuation: continuation)
+            }
+        } onCancel: {
+            executor.requestCancel(id)
+        }
+        loop.table.release(id)
+        switch completion.result {
+        case 0:
+            return
+        case 1:
+            throw IOError(code: ETIMEDOUT, operation: .poll)
+        default:
+            if Task.isCancelled { throw CancellationError() }
+            throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
+        }
     }
 
     /// Wakes every waiting task.
     public func signalAll() {
-        guard !waiters.isEmpty else {
+        guard !waiters.isEmpty, let loop = try? core.loopOnThisThread(.poll) else {
             permit = true
             return
         }
         let woken = waiters
         waiters.removeAll(keepingCapacity: true)
-        for handle in woken { core.resume(handle) }
+        for id in woken { loop.wake(id, result: 0) }
     }
 
     /// Wakes the task that has waited longest, if any is still waiting.
     public func signalOne() {
-        while let handle = waiters.popFirst() {
-            if core.resume(handle) { return }  // false: that wait already ended (timeout, cancel)
+        guard let loop = try? core.loopOnThisThread(.poll) else { return }
+        while let id = waiters.popFirst() {
+            if loop.wake(id, result: 0) { return }
         }
         permit = true
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif
