@@ -33,7 +33,7 @@ enum RPCClientBench {
             for rpc in connections {
                 for _ in 0..<spec.depth {
                     // Nonisolated on the core's executor: an actor-isolated task pays hops per await.
-                    nonisolated(unsafe) let (rpc, payload, tally) = (rpc, payload, tally)
+                    nonisolated(unsafe) let (rpc, payload, tally) = (rpc, payload, tally)  // Unsafe boundary: the task runs only on this core's executor, where these live.
                     Task(executorPreference: core.executor) { @concurrent in
                         while !tally.stopped {
                             guard let reply = try? await rpc.call(BenchAPI.echo, payload) else { return }

@@ -184,7 +184,7 @@ struct Child: Sendable {
 /// A tiny detached POSIX thread.
 enum Thread {
     static func detach(_ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }  // Unsafe boundary: handed to exactly one new thread.
+        final class Box: Sendable { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
         pthread_create(&thread, nil, { raw in

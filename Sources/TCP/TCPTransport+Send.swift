@@ -52,7 +52,7 @@ extension TCPTransport {
         // operation it awaits resumes there), so the connection stays on the core's thread.
         // Nonisolated rather than isolated to the core actor: each await then costs one job
         // instead of several (docs/RUNTIME.md).
-        nonisolated(unsafe) let transport = self
+        nonisolated(unsafe) let transport = self  // Unsafe boundary: the writer task runs only on this core's executor.
         Task(executorPreference: core.executor) { @concurrent in
             await transport.runWriter()
         }

@@ -17,14 +17,21 @@ struct ConnectionManagerTests {
     func singleFlight() async throws {
         try await withRuntime { runtime in
             let (dials, distinct) = try await runtime.run(on: 0) { core in
-                let manager = ConnectionManager<FakeConnection>(core: core) { _, core in
-                    try await core.sleep(for: .milliseconds(20))
+                // The dial waits at a gate the test opens once every caller has asked.
+                let gate = CoreWaitQueue(core: core)
+                var open = false
+                let manager = ConnectionManager<FakeConnection>(core: core) { _, _ in
+                    while !open { try await gate.wait() }
                     return FakeConnection("only")
                 }
                 var tasks: [Task<String, any Error>] = []
                 for _ in 0..<100 {
                     tasks.append(Task { _ = core; return try await manager.connection(to: peerA).name })
                 }
+                // The callers run on this core in turn: one yield lets each reach the manager.
+                await Task.yield()
+                open = true
+                gate.signalAll()
                 var names = Set<String>()
                 for task in tasks { names.insert(try await task.value) }
                 return (manager.dialCount, names.count)

@@ -71,12 +71,13 @@ func connectedPair(
     return (dialled, accepted.value!, listener) // '!': the accept task returned without throwing
 }
 
-/// Waits (on the core's timers) until `condition` holds; false if it did not within `timeout`.
+/// Waits until `condition` holds, yielding to the core (whose completions change it); false if
+/// it did not within `timeout`, a bound, not a pace.
 func waitUntil(_ core: Core, timeout: Duration = .seconds(5), _ condition: () -> Bool) async throws -> Bool {
     let deadline = Deadline.now + RDMATestEnvironment.scaled(timeout)
     while !condition() {
         if deadline.hasPassed { return false }
-        try await core.sleep(for: .milliseconds(1))
+        await Task.yield()
     }
     return true
 }

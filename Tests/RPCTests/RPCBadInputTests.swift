@@ -136,8 +136,8 @@ struct RPCBadInputTests {
             try await raw.hello()
             var encoder = WireEncoder()
             encoder.encode(5_000)
-            try await raw.request(7, method: TestAPI.sleep.id, payload: encoder.bytes)
-            try await raw.request(7, method: TestAPI.sleep.id, payload: encoder.bytes)
+            try await raw.request(7, method: TestAPI.hold.id, payload: encoder.bytes)
+            try await raw.request(7, method: TestAPI.hold.id, payload: encoder.bytes)
             return (try await raw.next(), await raw.isClosedByServer())
         }
         #expect(frame.kind == .error && frame.callID == 0 && frame.status?.code == .protocolError)
@@ -150,7 +150,7 @@ struct RPCBadInputTests {
             try await raw.hello()
             var encoder = WireEncoder()
             encoder.encode(5_000)
-            for id in 1...3 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.sleep.id, payload: encoder.bytes) }
+            for id in 1...3 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.hold.id, payload: encoder.bytes) }
             return try await raw.next()
         }
         #expect(frame.kind == .error && frame.callID == 3 && frame.status?.code == .resourceExhausted)

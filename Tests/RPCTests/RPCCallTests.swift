@@ -35,26 +35,34 @@ struct RPCCallTests {
 
     @Test("Concurrent calls on one connection complete out of order, each with its own response", arguments: TestTransport.available)
     func outOfOrder(over transport: TestTransport) async throws {
+        let probe = Probe()
         try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: Probe())])
+            let server = RPCServer(services: [TestService(probe: probe)])
             let address = try transport.startServer(runtime, server: server)
             let order = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core)
                 var order: [Int] = []
                 var tasks: [Task<Void, any Error>] = []
-                for ms in [300, 100, 200, 0] {
+                for key in [3, 1, 2, 0] {
                     tasks.append(Task {
                         _ = core
-                        let reply = try await rpc.call(TestAPI.sleep, ms)
-                        #expect(reply == ms)
+                        let reply = try await rpc.call(TestAPI.hold, key)
+                        #expect(reply == key)
                         order.append(reply)
                     })
+                }
+                // All four are in flight on the server; release them in another order than sent,
+                // each once the one before has its response.
+                await probe.until { $0.started.count == 4 }
+                for (done, key) in [0, 1, 2, 3].enumerated() {
+                    probe.open(key)
+                    while order.count == done { await Task.yield() }
                 }
                 for task in tasks { try await task.value }
                 await rpc.close()
                 return order
             }
-            #expect(order == [0, 100, 200, 300])
+            #expect(order == [0, 1, 2, 3])
         }
     }
 
@@ -77,7 +85,8 @@ struct RPCCallTests {
             #expect(failed?.message.contains("boom") == true)
             #expect(missing?.code == .unknownMethod)
             #expect(after == "still fine")
-            #expect(await probe.wait { $0.recorded == ["one-way"] })
+            await probe.until { !$0.recorded.isEmpty }
+            #expect(probe.snapshot.recorded == ["one-way"])
         }
     }
 
@@ -89,12 +98,13 @@ struct RPCCallTests {
             let address = try transport.startServer(runtime, server: server)
             let error = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core)
-                let error = await caught { _ = try await rpc.call(TestAPI.sleep, 30_000, options: .timeout(.milliseconds(50))) }
+                let error = await caught { _ = try await rpc.call(TestAPI.hold, 30_000, options: .timeout(.milliseconds(50))) }
                 await rpc.close()
                 return error as? RPCError
             }
             #expect(error?.code == .deadlineExceeded)
-            #expect(await probe.wait { $0.cancelled == [30_000] })
+            await probe.until { !$0.cancelled.isEmpty }
+            #expect(probe.snapshot.cancelled == [30_000])
         }
     }
 
@@ -108,9 +118,9 @@ struct RPCCallTests {
                 let rpc = try await transport.connect(address, on: core)
                 let call = Task {
                     _ = core
-                    return await caught { _ = try await rpc.call(TestAPI.sleep, 20_000) } as? RPCError
+                    return await caught { _ = try await rpc.call(TestAPI.hold, 20_000) } as? RPCError
                 }
-                while probe.snapshot.started.isEmpty { try await core.sleep(for: .milliseconds(1)) }
+                await probe.until { !$0.started.isEmpty }
                 call.cancel()
                 let error = await call.value
                 // The connection carries on.
@@ -119,22 +129,29 @@ struct RPCCallTests {
                 return error
             }
             #expect(error?.code == .cancelled)
-            #expect(await probe.wait { $0.cancelled == [20_000] })
+            await probe.until { !$0.cancelled.isEmpty }
+            #expect(probe.snapshot.cancelled == [20_000])
         }
     }
 
     @Test("Callers wait for room past the in-flight limit, or fail fast when configured so")
     func backpressure() async throws {
+        let probe = Probe()
         try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: Probe())])
+            let server = RPCServer(services: [TestService(probe: probe)])
             let address = try startServer(runtime, server: server)
-            let (waited, failFast) = try await runtime.run(on: 0) { core in
+            let (startedWhileFull, waited, failFast) = try await runtime.run(on: 0) { core in
                 let transport = try await TCPDialer().dial(address, on: core)
                 let rpc = try RPCConnection(transport, configuration: .defaults { $0.maximumConcurrentCalls = 2 })
                 var tasks: [Task<Int, any Error>] = []
-                for ms in [50, 50, 0, 0] {
-                    tasks.append(Task { _ = core; return try await rpc.call(TestAPI.sleep, ms) })
+                for key in [1, 2, 3, 4] {
+                    tasks.append(Task { _ = core; return try await rpc.call(TestAPI.hold, key) })
                 }
+                // Two calls reach the server; the other two wait for room on the client.
+                await probe.until { $0.started.count == 2 }
+                for _ in 0..<100 { await Task.yield() }
+                let startedWhileFull = probe.snapshot.started
+                for key in [1, 2, 3, 4] { probe.open(key) }
                 var waited: [Int] = []
                 for task in tasks { waited.append(try await task.value) }
                 await rpc.close()
@@ -143,14 +160,16 @@ struct RPCCallTests {
                     $0.maximumConcurrentCalls = 1
                     $0.failFastWhenFull = true
                 })
-                let first = Task { _ = core; return try await fast.call(TestAPI.sleep, 100) }
+                let first = Task { _ = core; return try await fast.call(TestAPI.hold, 100) }
                 while fast.pendingCount == 0 { await Task.yield() }
-                let second = await caught { _ = try await fast.call(TestAPI.sleep, 0) } as? RPCError
+                let second = await caught { _ = try await fast.call(TestAPI.hold, 101) } as? RPCError
+                probe.open(100)
                 _ = try await first.value
                 await fast.close()
-                return (waited, second)
+                return (startedWhileFull, waited, second)
             }
-            #expect(waited == [50, 50, 0, 0])
+            #expect(startedWhileFull == [1, 2])
+            #expect(waited == [1, 2, 3, 4])
             #expect(failFast?.code == .resourceExhausted)
         }
     }
@@ -165,7 +184,7 @@ struct RPCCallTests {
                 let rpc = try RPCConnection(transport)
                 var tasks: [Task<RPCError?, Never>] = []
                 for _ in 0..<5 {
-                    tasks.append(Task { _ = core; return await caught { _ = try await rpc.call(TestAPI.sleep, 30_000) } as? RPCError })
+                    tasks.append(Task { _ = core; return await caught { _ = try await rpc.call(TestAPI.hold, 30_000) } as? RPCError })
                 }
                 while rpc.pendingCount < 5 { await Task.yield() }
                 await transport.close()  // as if the network dropped it
@@ -176,6 +195,36 @@ struct RPCCallTests {
                 return errors
             }
             #expect(errors == Array(repeating: .connectionLost, count: 6))
+        }
+    }
+}
+
+@Suite("RPC client-side limits", .timeLimit(.minutes(1)))
+struct RPCClientLimitTests {
+    @Test("Metadata a frame cannot carry, or over the limit, is a typed error before anything is sent")
+    func metadataLimits() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            let codes = try await runtime.run(on: 0) { core in
+                let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core), configuration: .defaults {
+                    $0.maximumMetadataBytes = 1024
+                })
+                var codes: [RPCError.Code?] = []
+                for metadata in [
+                    [String(repeating: "k", count: 256): "v"],
+                    ["k": String(repeating: "v", count: 70_000)],
+                    ["k": String(repeating: "v", count: 2_000)],
+                ] as [RPCMetadata] {
+                    let error = await caught { _ = try await rpc.call(TestAPI.echo, "x", options: RPCCallOptions(metadata: metadata)) }
+                    codes.append((error as? RPCError)?.code)
+                }
+                // The connection carries on.
+                #expect(try await rpc.call(TestAPI.echo, "fine", options: RPCCallOptions(metadata: ["k": "v"])) == "fine")
+                await rpc.close()
+                return codes
+            }
+            #expect(codes == [.resourceExhausted, .resourceExhausted, .resourceExhausted])
         }
     }
 }

@@ -42,13 +42,14 @@ struct RPCLivenessTests {
             let (first, drainingTask) = try await runtime.run(on: 0) { core in
                 let rpc = try RPCConnection(try await TCPDialer().dial(address, on: core))
                 _ = try await rpc.call(TestAPI.echo, "warm")
-                let inFlight = Task { _ = core; return try await rpc.call(TestAPI.sleep, 200) }
-                while probe.snapshot.started.isEmpty { try await core.sleep(for: .milliseconds(1)) }
+                let inFlight = Task { _ = core; return try await rpc.call(TestAPI.hold, 200) }
+                await probe.until { !$0.started.isEmpty }
                 server.beginDrain()
-                while !rpc.isGoingAway { try await core.sleep(for: .milliseconds(1)) }
+                while !rpc.isGoingAway { await Task.yield() }  // the go-away frame arrives on this core
                 let refused = await caught { _ = try await rpc.call(TestAPI.echo, "too late") } as? RPCError
                 #expect(refused?.code == .unavailable)
                 #expect(!rpc.isUsable)
+                probe.open(200)  // the call in flight finishes after the go-away
                 return (try await inFlight.value, Task { await server.drained() })
             }
             #expect(first == 200)

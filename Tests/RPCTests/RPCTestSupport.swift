@@ -25,8 +25,8 @@ func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async t
 enum TestAPI {
     static let echo = RPCMethod<String, String>(id: 1, name: "Test.echo")
     static let raw = RPCMethod<Message, Message>.raw(id: 2, name: "Test.raw")
-    /// Sleeps the given milliseconds (cancellably), then returns them.
-    static let sleep = RPCMethod<Int, Int>(id: 3, name: "Test.sleep")
+    /// Waits until the test opens the given key (`Probe.open`), or is cancelled; returns the key.
+    static let hold = RPCMethod<Int, Int>(id: 3, name: "Test.hold")
     /// Throws an error with the given text.
     static let fail = RPCMethod<String, String>(id: 4, name: "Test.fail")
     /// Returns the milliseconds to the deadline the handler sees (-1 for none).
@@ -43,27 +43,94 @@ enum TestAPI {
     struct Point: Codable, Equatable, Sendable { var x: Int; var y: Double }
 }
 
-/// What handlers saw, for tests to check (shared across threads).
+/// What handlers saw, for tests to check, and the gates `hold` calls wait at (shared across
+/// threads). Tests wait on its events, never on time.
 final class Probe: Sendable {
     struct State {
         var started: [Int] = []
         var cancelled: [Int] = []
         var recorded: [String] = []
     }
-    let state = Mutex(State())
+    private struct Inner {
+        var state = State()
+        var opened = Set<Int>()
+        var held: [Int: (key: Int, continuation: CheckedContinuation<Void, Never>)] = [:]   // by hold ticket
+        var cancelledEarly = Set<Int>()
+        var nextTicket = 0
+        var watchers: [(condition: @Sendable (State) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
+    }
+    private let inner = Mutex(Inner())
 
-    func started(_ ms: Int) { state.withLock { $0.started.append(ms) } }
-    func cancelled(_ ms: Int) { state.withLock { $0.cancelled.append(ms) } }
-    var snapshot: State { state.withLock { $0 } }
+    var snapshot: State { inner.withLock { $0.state } }
 
-    /// Waits (polling the shared state, yielding) until `condition` holds, for at most `seconds`.
-    func wait(seconds: Double = 10, until condition: (State) -> Bool) async -> Bool {
-        let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < end {
-            if condition(snapshot) { return true }
-            try? await Task.sleep(for: .milliseconds(2))
+    /// Records a one-way message.
+    func record(_ text: String) { change { $0.recorded.append(text) } }
+
+    /// Waits until `condition` holds (at once if it does); the suite's time limit bounds it.
+    func until(_ condition: @escaping @Sendable (State) -> Bool) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = inner.withLock { inner -> Bool in
+                if condition(inner.state) { return true }
+                inner.watchers.append((condition, continuation))
+                return false
+            }
+            if ready { continuation.resume() }
         }
-        return condition(snapshot)
+    }
+
+    /// The handler of `hold`: records `key` as started, waits until the test opens `key`, or the
+    /// call is cancelled (then records it as cancelled and throws `CancellationError`).
+    func hold(_ key: Int) async throws {
+        change { $0.started.append(key) }
+        let ticket = inner.withLock { inner -> Int in
+            inner.nextTicket += 1
+            return inner.nextTicket
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let go = inner.withLock { inner -> Bool in
+                    if inner.opened.contains(key) || inner.cancelledEarly.remove(ticket) != nil { return true }
+                    inner.held[ticket] = (key, continuation)
+                    return false
+                }
+                if go { continuation.resume() }
+            }
+        } onCancel: {
+            let waiting = inner.withLock { inner -> CheckedContinuation<Void, Never>? in
+                if let held = inner.held.removeValue(forKey: ticket) { return held.continuation }
+                inner.cancelledEarly.insert(ticket)
+                return nil
+            }
+            waiting?.resume()
+        }
+        if Task.isCancelled && !inner.withLock({ $0.opened.contains(key) }) {
+            change { $0.cancelled.append(key) }
+            throw CancellationError()
+        }
+    }
+
+    /// Lets every `hold(key)` call, now and later, return.
+    func open(_ key: Int) {
+        let released = inner.withLock { inner -> [CheckedContinuation<Void, Never>] in
+            inner.opened.insert(key)
+            let tickets = inner.held.filter { $0.value.key == key }.map(\.key)
+            return tickets.compactMap { inner.held.removeValue(forKey: $0)?.continuation }
+        }
+        for continuation in released { continuation.resume() }
+    }
+
+    private func change(_ body: (inout State) -> Void) {
+        let ready = inner.withLock { inner -> [CheckedContinuation<Void, Never>] in
+            body(&inner.state)
+            var ready: [CheckedContinuation<Void, Never>] = []
+            inner.watchers.removeAll { watcher in
+                guard watcher.condition(inner.state) else { return false }
+                ready.append(watcher.continuation)
+                return true
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
     }
 }
 
@@ -75,15 +142,9 @@ struct TestService: RPCService {
         let probe = self.probe
         handlers.register(TestAPI.echo) { text, _ in text }
         handlers.register(TestAPI.raw) { bytes, _ in bytes }
-        handlers.register(TestAPI.sleep) { ms, context in
-            probe.started(ms)
-            do {
-                try await context.core.sleep(for: .milliseconds(Int64(ms)))
-            } catch {
-                probe.cancelled(ms)
-                throw error
-            }
-            return ms
+        handlers.register(TestAPI.hold) { key, _ in
+            try await probe.hold(key)
+            return key
         }
         handlers.register(TestAPI.fail) { text, _ in throw TestFailure(text: text) }
         handlers.register(TestAPI.deadline) { _, context in
@@ -92,7 +153,7 @@ struct TestService: RPCService {
         }
         handlers.register(TestAPI.metadata) { key, context in context.metadata[key] }
         handlers.register(TestAPI.record) { text, _ in
-            probe.state.withLock { $0.recorded.append(text) }
+            probe.record(text)
             return true
         }
         handlers.register(TestAPI.json) { point, _ in TestAPI.Point(x: point.x * 2, y: point.y * 2) }

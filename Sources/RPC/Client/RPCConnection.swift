@@ -18,6 +18,7 @@ public final class RPCConnection<T: Transport> {
     private var pending = PendingCalls()
     private let room: CoreWaitQueue
     private var peerLimit = Int.max
+    private var peerMetadataLimit = Int.max
     private var failure: RPCError?
     private var goingAway = false
     private var lastHeard = Deadline.now
@@ -88,6 +89,7 @@ public final class RPCConnection<T: Transport> {
     ) async throws(RPCError) -> UInt64 {
         if let failure { throw failure }
         if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
+        try options.metadata.validate(maximumBytes: min(configuration.maximumMetadataBytes, peerMetadataLimit))
         do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
         let limit = min(configuration.maximumConcurrentCalls, peerLimit)
         while kind == .request && pending.count >= limit {
@@ -107,8 +109,9 @@ public final class RPCConnection<T: Transport> {
         scratch = payload.bytes
         var timeout: UInt64?
         if let deadline = options.deadline {
-            guard !deadline.hasPassed else { throw RPCError(.deadlineExceeded, "the deadline passed before the call was sent") }
-            timeout = deadline.nanoseconds - Deadline.now.nanoseconds
+            let now = Deadline.now  // read once: a second read could pass the deadline
+            guard now < deadline else { throw RPCError(.deadlineExceeded, "the deadline passed before the call was sent") }
+            timeout = deadline.nanoseconds - now.nanoseconds
         }
         let id = kind == .request ? pending.begin() : pending.nextOneWayID()
         let head = writer.call(
@@ -198,7 +201,10 @@ public final class RPCConnection<T: Transport> {
                     goingAway = true
                     configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
                 case .hello:
-                    if let limit = frame.helloLimits?.maximumConcurrentCalls { peerLimit = max(Int(limit), 1) }
+                    if let limits = frame.helloLimits {
+                        peerLimit = max(Int(limits.maximumConcurrentCalls), 1)
+                        peerMetadataLimit = Int(limits.maximumMetadataBytes)
+                    }
                 case .ping:
                     try await transport.send(writer.bare(.pong, callID: frame.callID))
                 case .pong, .request, .oneWay, .cancel:

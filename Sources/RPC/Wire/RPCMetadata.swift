@@ -24,6 +24,18 @@ public struct RPCMetadata: Sendable, Hashable, ExpressibleByDictionaryLiteral {
     /// Whether there are no pairs.
     public var isEmpty: Bool { entries.isEmpty }
 
+    /// Throws ``RPCError/Code/resourceExhausted`` when a key is over 255 bytes, a value over
+    /// 65,535, or the whole over `maximumBytes` (the frame could not carry it, or the peer would
+    /// refuse it).
+    func validate(maximumBytes: Int) throws(RPCError) {
+        for (key, value) in entries where key.utf8.count > 255 || value.utf8.count > 65_535 {
+            throw RPCError(.resourceExhausted, "metadata key \(key.prefix(32)): keys are at most 255 bytes, values 65,535")
+        }
+        guard encodedSize <= maximumBytes else {
+            throw RPCError(.resourceExhausted, "metadata of \(encodedSize) bytes is over the limit of \(maximumBytes)")
+        }
+    }
+
     /// Bytes on the wire.
     var encodedSize: Int { entries.reduce(0) { $0 + 3 + $1.key.utf8.count + $1.value.utf8.count } }
 

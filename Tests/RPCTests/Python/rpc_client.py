@@ -3,7 +3,7 @@
 
 Usage: rpc_client.py HOST PORT
 Makes an echo call (method 2, raw codec), an unknown-method call and a cancelled call
-(method 3 sleeps for the given milliseconds, wire codec), and exits 0 if every answer is
+(method 3 holds until the test releases it or the call is cancelled, wire codec), and exits 0 if every answer is
 what the protocol says.
 """
 import socket
@@ -86,7 +86,7 @@ def main():
     assert (kind, call_id, code) == (ERROR, 2, 12), (kind, call_id, code, message)
     print("unknown method ok:", message)
 
-    # 3. cancel a call that sleeps 10 s
+    # 3. cancel a call that holds until released (method 3, key 10000)
     send_frame(sock, request(3, 3, varint(zigzag(10_000))))
     send_frame(sock, header(CANCEL, 3))
     kind, call_id, body = next_non_hello(sock)
