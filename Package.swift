@@ -128,6 +128,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),
+        .target(
+            name: "NetTestSupport",
+            dependencies: ["NetRuntime"],
+            path: "Tests/Helpers/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "NetRuntimeChild",
             dependencies: ["NetRuntime", "CSeccomp", .product(name: "Logging", package: "swift-log")],
@@ -142,26 +148,26 @@ let package = Package(
         ),
         .testTarget(
             name: "NetTCPTests",
-            dependencies: ["NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/TCPTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "NetPoolTests",
-            dependencies: ["NetPool", "NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/PoolTests",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "NetRPCTests",
-            dependencies: ["NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "NetRDMATests",
-            dependencies: ["NetRDMA", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRDMA", "NetTransport", "NetRuntime"],
             path: "Tests/RDMATests",
             swiftSettings: swiftSettings
         ),

@@ -6,6 +6,7 @@ import NetRuntime
 public import NetTCP
 import NetTransport
 import Testing
+import NetTestSupport
 
 extension TCPTransport: PooledConnection {
     public var isUsable: Bool { isOpen }
@@ -139,11 +140,3 @@ struct ConnectionManagerTests {
     }
 }
 
-func caught(_ body: () async throws -> Void) async -> (any Error)? {
-    do {
-        try await body()
-        return nil
-    } catch {
-        return error
-    }
-}

@@ -1,5 +1,6 @@
 import NetPool
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Connection pool", .timeLimit(.minutes(1)))

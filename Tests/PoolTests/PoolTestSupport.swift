@@ -1,19 +1,7 @@
 import NetPool
 import NetRuntime
 import Synchronization
-
-/// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
-func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
-    let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
-    do {
-        let result = try await body(runtime)
-        await runtime.stop()
-        return result
-    } catch {
-        await runtime.stop()
-        throw error
-    }
-}
+import NetTestSupport
 
 /// A clock the test moves by hand.
 final class TestClock: PoolClock {
@@ -31,19 +19,6 @@ final class FakeConnection: PooledConnection {
     func close() async {
         closed = true
         isUsable = false
-    }
-}
-
-/// A seeded generator (SplitMix64), for reproducible jitter.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

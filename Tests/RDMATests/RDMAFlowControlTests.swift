@@ -1,4 +1,5 @@
 @testable import NetRDMA
+import NetTestSupport
 import Testing
 
 /// Two endpoints of a simulated connection, exchanging messages through two in-order channels
@@ -35,7 +36,7 @@ struct SimulatedLink {
         }
     }
 
-    mutating func step(_ random: inout SplitMix, holdLimit: Int) {
+    mutating func step(_ random: inout SeededGenerator, holdLimit: Int) {
         let i = Int(random.next() % 2)
         switch random.next() % 3 {
         case 0 where sides[i].toSend > 0 && sides[i].flow.canSendData:
@@ -73,7 +74,7 @@ struct SimulatedLink {
 
     /// Side 1's application takes messages in windows: it releases them only once it holds
     /// `window`.
-    mutating func windowStep(_ random: inout SplitMix, window: Int) {
+    mutating func windowStep(_ random: inout SeededGenerator, window: Int) {
         if random.next() % 2 == 0, sides[0].toSend > 0, sides[0].flow.canSendData {
             wires[0].append(Wire(isData: true, credits: sides[0].flow.dataSent()))
             sides[0].toSend -= 1
@@ -149,7 +150,7 @@ struct RDMAFlowControlTests {
     @Test("An application that takes messages in windows of the whole receive depth is never stuck",
           arguments: [(1, 8, 2), (2, 8, 8), (3, 16, 4), (4, 3, 3), (5, 8, 3), (6, 7, 2), (7, 10, 4)] as [(UInt64, Int, Int)])
     func windows(seed: UInt64, dataSlots: Int, batch: Int) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var link = SimulatedLink(dataSlots: dataSlots, batch: batch, messages: (dataSlots * 50, 0))
         for _ in 0..<200_000 where link.sides[1].delivered < dataSlots * 50 { link.windowStep(&random, window: dataSlots) }
         #expect(link.violations.isEmpty)
@@ -191,7 +192,7 @@ struct RDMAFlowControlTests {
     @Test("Simulated traffic never overruns a receive queue and always finishes",
           arguments: [(1, 2, 2), (2, 4, 2), (3, 16, 8), (4, 64, 8), (5, 8, 8), (6, 3, 3), (7, 5, 2)] as [(UInt64, Int, Int)])
     func simulation(seed: UInt64, dataSlots: Int, batch: Int) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var link = SimulatedLink(dataSlots: dataSlots, batch: batch, messages: (2_000, 700))
         var steps = 0
         while steps < 400_000 && (link.sides[0].delivered + link.sides[1].delivered < 2_700) {
@@ -205,7 +206,7 @@ struct RDMAFlowControlTests {
 
     @Test("A receiver that holds every message stops the sender exactly at its data slots")
     func backpressure() {
-        var random = SplitMix(seed: 11)
+        var random = SeededGenerator(seed: 11)
         var link = SimulatedLink(dataSlots: 16, batch: 4, messages: (100, 0))
         link.releasing[1] = false
         for _ in 0..<10_000 { link.step(&random, holdLimit: .max) }

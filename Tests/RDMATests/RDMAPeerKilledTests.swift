@@ -5,6 +5,7 @@ import NetRuntime
 @testable import NetRDMA
 import NetTransport
 import Synchronization
+import NetTestSupport
 import Testing
 
 /// An echo server in a child process (`net-rdma-bench serve`, built beside the test bundle), so

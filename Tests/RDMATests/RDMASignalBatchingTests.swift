@@ -1,4 +1,5 @@
 @testable import NetRDMA
+import NetTestSupport
 import Testing
 
 @Suite("RDMA send-signal batching")
@@ -40,7 +41,7 @@ struct RDMASignalBatchingTests {
     @Test("Random posts and completions: the unsignaled never fill the queue, retirement is exact",
           arguments: [(1, 8, 4), (2, 3, 3), (3, 128, 16), (4, 5, 100), (5, 2, 1)] as [(UInt64, Int, Int)])
     func random(seed: UInt64, depth: Int, batch: Int) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var policy = SendSignalPolicy(queueDepth: depth, batch: batch)
         var signaledInFlight: [UInt64] = []   // signaled sends not yet completed, in order
         var posted: UInt64 = 0

@@ -1,5 +1,6 @@
 @testable import NetRDMA
 import Testing
+import NetTestSupport
 
 /// Regions of plain memory standing in for registered ones (keys count up from 100).
 final class PlainRegions {
@@ -92,7 +93,7 @@ struct RDMASlabAllocatorTests {
     func randomUse(seed: UInt64) throws {
         let regions = PlainRegions()
         let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var live: [SlabAllocator.Chunk] = []
         for _ in 0..<2_000 {
             if live.isEmpty || random.next() % 3 != 0 {
@@ -107,15 +108,3 @@ struct RDMASlabAllocatorTests {
     }
 }
 
-/// A seeded generator, so a failing random test can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

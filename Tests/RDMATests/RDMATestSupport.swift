@@ -5,6 +5,7 @@ import NetRuntime
 @testable import NetRDMA
 import NetTransport
 import Testing
+import NetTestSupport
 
 /// Where the tests run: in the soft-RoCE guest of scripts/rdma-vm, or on a host without RDMA.
 enum RDMATestEnvironment {
@@ -27,18 +28,6 @@ enum RDMATestEnvironment {
     static func scaled(_ duration: Duration) -> Duration { duration * timeScale }
 }
 
-/// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
-func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
-    let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
-    do {
-        let result = try await body(runtime)
-        await runtime.stop()
-        return result
-    } catch {
-        await runtime.stop()
-        throw error
-    }
-}
 
 /// A mutable slot tasks on one core can fill (non-Sendable, so it stays on the core).
 final class Box<T> {
@@ -82,10 +71,6 @@ func waitUntil(_ core: Core, timeout: Duration = .seconds(5), _ condition: () ->
     return true
 }
 
-/// The error a call ended with, or `nil`.
-func caught(_ body: () async throws -> Void) async -> (any Error)? {
-    do { try await body(); return nil } catch { return error }
-}
 
 /// A payload that tells its sender and sequence number apart from every other.
 func payload(sender: Int, sequence: Int, size: Int) -> [UInt8] {

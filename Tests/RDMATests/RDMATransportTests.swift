@@ -1,6 +1,7 @@
 import NetRuntime
 @testable import NetRDMA
 import NetTransport
+import NetTestSupport
 import Testing
 
 /// Transport tests on a real soft-RoCE device: they run in the guest of scripts/rdma-vm

@@ -1,6 +1,7 @@
 import NetRuntime
 import NetRDMA
 import NetTransport
+import NetTestSupport
 import Testing
 
 /// On a machine without an RDMA device (every host here: the kernel has no InfiniBand), dialling

@@ -1,4 +1,5 @@
 @testable import NetRDMA
+import NetTestSupport
 import Testing
 
 @Suite("RDMA wire format")
@@ -38,7 +39,7 @@ struct RDMAWireFormatTests {
 
     @Test("Random bytes never parse by accident and never crash", arguments: [1, 2, 3] as [UInt64])
     func fuzz(seed: UInt64) {
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         for _ in 0..<5_000 {
             let count = Int(random.next() % 64)
             let bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }

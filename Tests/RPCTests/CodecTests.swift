@@ -1,5 +1,6 @@
 import NetRPC
 import NetTransport
+import NetTestSupport
 import Testing
 
 /// A user type adopting the wire codec, nested and with every kind of field.

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import NetRPC
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("A Python client written from docs/PROTOCOL.md", .timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import NetRPC
 import NetRuntime
 import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 /// A client that speaks frames by hand, to send what a correct client never would.

@@ -2,6 +2,7 @@ import NetRPC
 import NetRuntime
 import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 @Suite("RPC service suite", .timeLimit(.minutes(1)))

@@ -3,6 +3,7 @@ import NetRPC
 import NetRuntime
 import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 @Suite("RPC client through the connection manager", .timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@ import NetRPC
 import NetRuntime
 import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 @Suite("RPC liveness and drain", .timeLimit(.minutes(1)))

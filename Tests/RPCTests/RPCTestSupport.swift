@@ -7,19 +7,8 @@ import NetTCP
 import NetTransport
 import Synchronization
 import Testing
+import NetTestSupport
 
-/// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
-func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
-    let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
-    do {
-        let result = try await body(runtime)
-        await runtime.stop()
-        return result
-    } catch {
-        await runtime.stop()
-        throw error
-    }
-}
 
 /// The methods of the test service.
 enum TestAPI {
@@ -179,15 +168,6 @@ func startServer(
     return group.address
 }
 
-/// The error a throwing body ended with.
-func caught(_ body: () async throws -> Void) async -> (any Error)? {
-    do {
-        try await body()
-        return nil
-    } catch {
-        return error
-    }
-}
 
 /// The RPC status of an error.
 func status(_ error: (any Error)?) -> RPCError.Code? { (error as? RPCError)?.code }

@@ -2,6 +2,7 @@ import NetPool
 import NetRPC
 import NetRuntime
 import NetTCP
+import NetTestSupport
 import Testing
 
 // The README's service, word for word.

@@ -1,6 +1,7 @@
 import NetRuntime
 import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 @Suite("README example", .timeLimit(.minutes(1)))

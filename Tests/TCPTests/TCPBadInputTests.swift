@@ -4,6 +4,7 @@ import Glibc
 import NetRuntime
 @testable import NetTCP
 import NetTransport
+import NetTestSupport
 import Testing
 
 @Suite("TCP bad input", .timeLimit(.minutes(1)))

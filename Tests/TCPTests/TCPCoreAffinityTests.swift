@@ -2,6 +2,7 @@ import NetRuntime
 @testable import NetTCP
 import NetTransport
 import Synchronization
+import NetTestSupport
 import Testing
 
 /// A counter shared by the cores of one test.

@@ -5,20 +5,8 @@ import NetRuntime
 @testable import NetTCP
 import NetTransport
 import Testing
+import NetTestSupport
 
-/// A runtime for one test; honours `NET_RUNTIME_BACKEND`.
-func withRuntime<T>(cores: Int = 1, _ body: (Runtime) async throws -> T) async throws -> T {
-    let runtime = try Runtime(configuration: .defaults { $0.coreCount = cores })
-    // `stop()` rather than a blocking `shutdown()`: tests share Swift's small cooperative pool.
-    do {
-        let result = try await body(runtime)
-        await runtime.stop()
-        return result
-    } catch {
-        await runtime.stop()
-        throw error
-    }
-}
 
 /// A listening group on 127.0.0.1 (or `host`) for `cores` cores.
 func bindGroup(_ runtime: Runtime, host: String = "127.0.0.1", configuration: TCPConfiguration = .init()) throws -> TCPListenerGroup {
@@ -69,20 +57,4 @@ func payload(sender: Int, sequence: Int, size: Int) -> [UInt8] {
     return Array(bytes.prefix(max(size, 8)))
 }
 
-/// The error a call ended with, or `nil`.
-func caught(_ body: () async throws -> Void) async -> (any Error)? {
-    do { try await body(); return nil } catch { return error }
-}
 
-/// A seeded generator (SplitMix64), so a failing random test can be replayed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
