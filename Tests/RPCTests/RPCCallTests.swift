@@ -9,62 +9,50 @@ import Testing
 struct RPCCallTests {
     @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler", arguments: TestTransport.available)
     func basics(over transport: TestTransport) async throws {
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: Probe())])
-            let address = try transport.startServer(runtime, server: server)
-            let results = try await runtime.run(on: 0) { core in
-                let rpc = try await transport.connect(address, on: core)
-                defer { Task { _ = core; await rpc.close() } }
-                let echo = try await rpc.call(TestAPI.echo, "hello")
-                let raw = String(try await rpc.call(TestAPI.raw, Message("raw bytes")))
-                let json = try await rpc.call(TestAPI.json, TestAPI.Point(x: 2, y: 1.5))
-                let byName = try await rpc.call(TestAPI.echo, "by name", options: RPCCallOptions(byName: true))
-                let metadata = try await rpc.call(TestAPI.metadata, "traceparent", options: RPCCallOptions(metadata: ["traceparent": "00-abc-01"]))
-                let noDeadline = try await rpc.call(TestAPI.deadline, 0)
-                let deadline = try await rpc.call(TestAPI.deadline, 0, options: .timeout(.seconds(5)))
-                return (echo, raw, json, byName, metadata, noDeadline, deadline)
-            }
-            #expect(results.0 == "hello")
-            #expect(results.1 == "raw bytes")
-            #expect(results.2 == TestAPI.Point(x: 4, y: 3))
-            #expect(results.3 == "by name")
-            #expect(results.4 == "00-abc-01")
-            #expect(results.5 == -1)
-            #expect(results.6 > 4000 && results.6 <= 5000)
+        let results = try await transport.withConnection { core, rpc in
+            let echo = try await rpc.call(TestAPI.echo, "hello")
+            let raw = String(try await rpc.call(TestAPI.raw, Message("raw bytes")))
+            let json = try await rpc.call(TestAPI.json, TestAPI.Point(x: 2, y: 1.5))
+            let byName = try await rpc.call(TestAPI.echo, "by name", options: RPCCallOptions(byName: true))
+            let metadata = try await rpc.call(TestAPI.metadata, "traceparent", options: RPCCallOptions(metadata: ["traceparent": "00-abc-01"]))
+            let noDeadline = try await rpc.call(TestAPI.deadline, 0)
+            let deadline = try await rpc.call(TestAPI.deadline, 0, options: .timeout(.seconds(5)))
+            return (echo, raw, json, byName, metadata, noDeadline, deadline)
         }
+        #expect(results.0 == "hello")
+        #expect(results.1 == "raw bytes")
+        #expect(results.2 == TestAPI.Point(x: 4, y: 3))
+        #expect(results.3 == "by name")
+        #expect(results.4 == "00-abc-01")
+        #expect(results.5 == -1)
+        #expect(results.6 > 4000 && results.6 <= 5000)
     }
 
     @Test("Concurrent calls on one connection complete out of order, each with its own response", arguments: TestTransport.available)
     func outOfOrder(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try transport.startServer(runtime, server: server)
-            let order = try await runtime.run(on: 0) { core in
-                let rpc = try await transport.connect(address, on: core)
-                var order: [Int] = []
-                var tasks: [Task<Void, any Error>] = []
-                for key in [3, 1, 2, 0] {
-                    tasks.append(Task {
-                        _ = core
-                        let reply = try await rpc.call(TestAPI.hold, key)
-                        #expect(reply == key)
-                        order.append(reply)
-                    })
-                }
-                // All four are in flight on the server; release them in another order than sent,
-                // each once the one before has its response.
-                await probe.until { $0.started.count == 4 }
-                for (done, key) in [0, 1, 2, 3].enumerated() {
-                    probe.open(key)
-                    while order.count == done { await Task.yield() }
-                }
-                for task in tasks { try await task.value }
-                await rpc.close()
-                return order
+        let order = try await transport.withConnection(probe: probe) { core, rpc in
+            var order: [Int] = []
+            var tasks: [Task<Void, any Error>] = []
+            for key in [3, 1, 2, 0] {
+                tasks.append(Task {
+                    _ = core
+                    let reply = try await rpc.call(TestAPI.hold, key)
+                    #expect(reply == key)
+                    order.append(reply)
+                })
             }
-            #expect(order == [0, 1, 2, 3])
+            // All four are in flight on the server; release them in another order than sent,
+            // each once the one before has its response.
+            await probe.until { $0.started.count == 4 }
+            for (done, key) in [0, 1, 2, 3].enumerated() {
+                probe.open(key)
+                while order.count == done { await Task.yield() }
+            }
+            for task in tasks { try await task.value }
+            return order
         }
+        #expect(order == [0, 1, 2, 3])
     }
 
     @Test("Handler errors, unknown methods and one-way messages", arguments: TestTransport.available)
@@ -94,45 +82,34 @@ struct RPCCallTests {
     @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled", arguments: TestTransport.available)
     func deadline(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try transport.startServer(runtime, server: server)
-            let error = try await runtime.run(on: 0) { core in
-                let rpc = try await transport.connect(address, on: core)
-                let error = await caught { _ = try await rpc.call(TestAPI.hold, 30_000, options: .timeout(.milliseconds(50))) }
-                await rpc.close()
-                return error as? RPCError
-            }
-            #expect(error?.code == .deadlineExceeded)
-            await probe.until { !$0.cancelled.isEmpty }
-            #expect(probe.snapshot.cancelled == [30_000])
+        let error = try await transport.withConnection(probe: probe) { core, rpc in
+            let error = await caught { _ = try await rpc.call(TestAPI.hold, 30_000, options: .timeout(.milliseconds(50))) }
+            return error as? RPCError
         }
+        #expect(error?.code == .deadlineExceeded)
+        await probe.until { !$0.cancelled.isEmpty }
+        #expect(probe.snapshot.cancelled == [30_000])
     }
 
     @Test("Cancelling the caller's task sends a cancel that cancels the handler", arguments: TestTransport.available)
     func cancellation(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try transport.startServer(runtime, server: server)
-            let error = try await runtime.run(on: 0) { core in
-                let rpc = try await transport.connect(address, on: core)
-                let call = Task {
-                    _ = core
-                    return await caught { _ = try await rpc.call(TestAPI.hold, 20_000) } as? RPCError
-                }
-                await probe.until { !$0.started.isEmpty }
-                call.cancel()
-                let error = await call.value
-                // The connection carries on.
-                #expect(try await rpc.call(TestAPI.echo, "after") == "after")
-                await rpc.close()
-                return error
+        let error = try await transport.withConnection(probe: probe) { core, rpc in
+            let call = Task {
+                _ = core
+                return await caught { _ = try await rpc.call(TestAPI.hold, 20_000) } as? RPCError
             }
-            #expect(error?.code == .cancelled)
-            await probe.until { !$0.cancelled.isEmpty }
-            #expect(probe.snapshot.cancelled == [20_000])
+            await probe.until { !$0.started.isEmpty }
+            call.cancel()
+            let error = await call.value
+            // The connection carries on.
+            let after = try await rpc.call(TestAPI.echo, "after")
+            #expect(after == "after")
+            return error
         }
+        #expect(error?.code == .cancelled)
+        await probe.until { !$0.cancelled.isEmpty }
+        #expect(probe.snapshot.cancelled == [20_000])
     }
 
     @Test("Callers wait for room past the in-flight limit, or fail fast when configured so")

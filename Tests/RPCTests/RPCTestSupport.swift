@@ -192,6 +192,28 @@ enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible 
         }
     }
 
+    /// Serves `TestService` (reporting to `probe`) on a one-core runtime and runs `body` on that
+    /// core with a connection to it, closed afterwards.
+    func withConnection<T: Sendable>(
+        probe: Probe = Probe(), _ body: @escaping @Sendable (isolated Core, any RPCCaller) async throws -> T
+    ) async throws -> T {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            return try await runtime.run(on: 0) { core in
+                let rpc = try await connect(address, on: core)
+                do {
+                    let result = try await body(core, rpc)
+                    await rpc.close()
+                    return result
+                } catch {
+                    await rpc.close()
+                    throw error
+                }
+            }
+        }
+    }
+
     /// An RPC connection to `address` from `core`.
     func connect(_ address: SocketAddress, on core: Core, configuration: RPCConfiguration = .init()) async throws -> any RPCCaller {
         switch self {
