@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NetRuntimeTests",
-            dependencies: ["NetRuntime", "NetRuntimeChild"],
+            dependencies: ["NetTestSupport", "NetRuntime", "NetRuntimeChild"],
             path: "Tests/RuntimeTests",
             swiftSettings: swiftSettings
         ),

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CURing
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Backends", .timeLimit(.minutes(1)))

@@ -1,5 +1,6 @@
 import NetRuntime
 import Synchronization
+import NetTestSupport
 import Testing
 
 @Suite("Cross-core channel", .timeLimit(.minutes(1)))

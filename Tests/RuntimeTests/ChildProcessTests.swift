@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetTestSupport
 import Testing
 
 /// Runs a scenario of `NetRuntimeChild` (built beside the test bundle) and returns its

@@ -1,4 +1,5 @@
 import NetRuntime
+import NetTestSupport
 import Testing
 
 /// A nonisolated async helper: with NonisolatedNonsendingByDefault it runs on its caller's

@@ -1,4 +1,5 @@
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Core wait queue signals", .timeLimit(.minutes(1)))

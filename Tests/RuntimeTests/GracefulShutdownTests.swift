@@ -1,4 +1,5 @@
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Graceful shutdown", .timeLimit(.minutes(1)))

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Many pending operations", .timeLimit(.minutes(1)))

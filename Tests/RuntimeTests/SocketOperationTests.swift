@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Socket operations", .timeLimit(.minutes(1)))

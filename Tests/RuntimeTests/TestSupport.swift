@@ -2,28 +2,8 @@
 import Glibc
 #endif
 import NetRuntime
+import NetTestSupport
 import Testing
-
-/// A runtime for one test, shut down when the test ends. Honors `NET_RUNTIME_BACKEND`, so the
-/// whole suite runs under either backend.
-func withRuntime<T>(
-    cores: Int = 1, ringEntries: UInt32 = 256,
-    _ body: (Runtime) async throws -> T
-) async throws -> T {
-    let runtime = try Runtime(configuration: .defaults {
-        $0.coreCount = cores
-        $0.ringEntries = ringEntries
-    })
-    // `stop()` rather than a blocking `shutdown()`: tests share Swift's small cooperative pool.
-    do {
-        let result = try await body(runtime)
-        await runtime.stop()
-        return result
-    } catch {
-        await runtime.stop()
-        throw error
-    }
-}
 
 /// Whether the tests run under the epoll backend.
 var isEpoll: Bool {
@@ -55,16 +35,6 @@ func waitForPending(_ runtime: Runtime, core index: Int = 0, atLeast count: Int)
         while core.statistics.pendingOperations < count {
             await Task.yield()
         }
-    }
-}
-
-/// The error a throwing async call ended with, or `nil` if it succeeded.
-func caught(_ body: () async throws -> Void) async -> (any Error)? {
-    do {
-        try await body()
-        return nil
-    } catch {
-        return error
     }
 }
 

@@ -1,4 +1,5 @@
 import NetRuntime
+import NetTestSupport
 import Testing
 
 @Suite("Core timers", .timeLimit(.minutes(1)))
