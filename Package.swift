@@ -140,6 +140,12 @@ let package = Package(
             path: "Tests/Helpers/RuntimeChild",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "NetRDMAChild",
+            dependencies: ["NetRDMA", "NetRuntime", "NetTransport"],
+            path: "Tests/Helpers/RDMAChild",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "NetTransportTests",
             dependencies: ["NetTransport"],
@@ -167,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NetRDMATests",
-            dependencies: ["NetTestSupport", "NetRDMA", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRDMA", "NetPool", "NetTransport", "NetRuntime"],
             path: "Tests/RDMATests",
             swiftSettings: swiftSettings
         ),

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 
@@ -30,6 +31,13 @@ static inline int crdma_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return -1;
     return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+/// The soft RLIMIT_MEMLOCK in bytes (UINT64_MAX when unlimited), to say why a registration failed.
+static inline uint64_t crdma_memlock_limit(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_MEMLOCK, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return UINT64_MAX;
+    return (uint64_t)limit.rlim_cur;
 }
 
 /// `ibv_reg_mr` is a macro in rdma-core's header.
@@ -70,6 +78,76 @@ static inline int crdma_post_send_imm(struct ibv_qp *qp, uint64_t wr_id, const v
     wr.imm_data = htonl(immediate);
     struct ibv_send_wr *bad = NULL;
     return ibv_post_send(qp, &wr, &bad);
+}
+
+/// One RDMA READ or WRITE of a chain posted by `crdma_post_rdma`.
+struct crdma_rdma_op {
+    uint64_t wr_id;
+    uint64_t local_address;
+    uint64_t remote_address;
+    uint32_t length;
+    uint32_t local_key;
+    uint32_t remote_key;
+    uint32_t is_write;  // 1: RDMA WRITE from local to remote; 0: RDMA READ from remote to local
+    uint32_t flags;     // CRDMA_SEND_SIGNALED, or 0
+};
+
+/// The longest chain `crdma_post_rdma` posts in one call (its work requests live on the C stack).
+enum { CRDMA_MAX_CHAIN = 32 };
+
+/// Posts `count` (1...CRDMA_MAX_CHAIN) RDMA READs and WRITEs as one linked list of work
+/// requests: one doorbell for the lot. Returns 0 or an errno value (nothing after the failing
+/// request is posted).
+static inline int crdma_post_rdma(struct ibv_qp *qp, const struct crdma_rdma_op *ops, int count) {
+    if (count < 1 || count > CRDMA_MAX_CHAIN) return EINVAL;
+    struct ibv_sge sges[CRDMA_MAX_CHAIN];
+    struct ibv_send_wr wrs[CRDMA_MAX_CHAIN];
+    memset(wrs, 0, sizeof(struct ibv_send_wr) * (size_t)count);
+    for (int i = 0; i < count; i++) {
+        sges[i].addr = ops[i].local_address;
+        sges[i].length = ops[i].length;
+        sges[i].lkey = ops[i].local_key;
+        wrs[i].wr_id = ops[i].wr_id;
+        wrs[i].sg_list = &sges[i];
+        wrs[i].num_sge = 1;
+        wrs[i].opcode = ops[i].is_write ? IBV_WR_RDMA_WRITE : IBV_WR_RDMA_READ;
+        wrs[i].send_flags = ops[i].flags;
+        wrs[i].wr.rdma.remote_addr = ops[i].remote_address;
+        wrs[i].wr.rdma.rkey = ops[i].remote_key;
+        wrs[i].next = i + 1 < count ? &wrs[i + 1] : NULL;
+    }
+    struct ibv_send_wr *bad = NULL;
+    return ibv_post_send(qp, wrs, &bad);
+}
+
+/// Moves the queue pair to the error state (as a fatal error would): every posted work request
+/// is flushed. Returns 0 or an errno value.
+static inline int crdma_qp_to_error(struct ibv_qp *qp) {
+    struct ibv_qp_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.qp_state = IBV_QPS_ERR;
+    return ibv_modify_qp(qp, &attr, IBV_QP_STATE);
+}
+
+/// Reads one asynchronous event of `context` (its async_fd is non-blocking): its type in
+/// `type`, and in `qp_num` the number of the queue pair it concerns (0 for others). The event is
+/// acknowledged before returning. Returns 0, or -1 when there is none (errno EAGAIN) or on error.
+static inline int crdma_get_async_event(struct ibv_context *context, int *type, uint32_t *qp_num) {
+    struct ibv_async_event event;
+    if (ibv_get_async_event(context, &event) != 0) return -1;
+    *type = (int)event.event_type;
+    *qp_num = 0;
+    switch (event.event_type) {
+    case IBV_EVENT_QP_FATAL: case IBV_EVENT_QP_REQ_ERR: case IBV_EVENT_QP_ACCESS_ERR:
+    case IBV_EVENT_COMM_EST: case IBV_EVENT_SQ_DRAINED: case IBV_EVENT_PATH_MIG:
+    case IBV_EVENT_PATH_MIG_ERR: case IBV_EVENT_QP_LAST_WQE_REACHED:
+        *qp_num = event.element.qp ? event.element.qp->qp_num : 0;
+        break;
+    default:
+        break;
+    }
+    ibv_ack_async_event(&event);
+    return 0;
 }
 
 /// Posts one receive of `length` bytes at `address`. Returns 0 or an errno value.

@@ -6,12 +6,14 @@ import NetRuntime
 import NetTransport
 
 extension RDMATransport {
-    /// Closes the connection gracefully: waits up to `closeTimeout` for queued sends and sends in
-    /// flight (a last signaled message tells when they have all gone), then disconnects. Pending
-    /// and later calls fail with ``TransportError/Code/closed``.
+    /// Closes the connection gracefully: waits up to `closeTimeout` for queued sends, sends in
+    /// flight (a last signaled message tells when they have all gone) and large messages the peer
+    /// is still reading, then disconnects. Pending and later calls fail with
+    /// ``TransportError/Code/closed``.
     public func close() async {
         let deadline = Deadline.now + configuration.closeTimeout
-        while failure == nil, !pending.isEmpty || signals.inFlight > 0, !deadline.hasPassed {
+        while failure == nil, !pending.isEmpty || signals.inFlight > 0 || !lent.isEmpty || !readTokens.isEmpty,
+              !deadline.hasPassed {
             if pending.isEmpty && signals.unsignaledRun > 0 {
                 // Unsignaled sends never complete on their own: one signaled message retires them.
                 returnCreditsIfDue(force: true)
@@ -33,9 +35,10 @@ extension RDMATransport {
         let failed = pending
         pending.removeAll()
         for entry in failed { entry.state = .failed(error) }
+        teardown()
         senders.signalAll()
         receivers.signalAll()
-        teardown()
+        oneSidedWaiters.signalAll()
     }
 
     /// Disconnects and frees the verbs resources. Receive buffers still held by messages go back
@@ -45,6 +48,7 @@ extension RDMATransport {
         tornDown = true
         events.handler = nil
         rdma_disconnect(id)
+        AsyncEvents.unregister(device: UInt(bitPattern: device.verbs), queuePair: queuePair.pointee.qp_num)
         rdma_destroy_qp(id)
         context.unregister(connection: number)
         context.unregister(id)
@@ -53,8 +57,25 @@ extension RDMATransport {
             slotPosted[slot] = false
             device.slab.free(slots[slot])
         }
+        // Work requests still posted will never complete now: release what they held and fail
+        // the one-sided batches waiting on them.
         _ = signals.retireAll()
-        for index in inFlightMessages.indices { inFlightMessages[index] = nil }
+        let error = failure ?? TransportError(.closed, "closed")
+        for index in inFlight.indices {
+            guard let work = inFlight[index] else { continue }
+            inFlight[index] = nil
+            switch work {
+            case .message, .rendezvousRead: break
+            case .memory(let bytes): device.release(bytes)
+            case .batch(let batch, let bytes):
+                device.release(bytes)
+                batch.finish(error)
+            }
+        }
+        for bytes in lent.values { device.release(bytes) }
+        lent.removeAll()
+        pendingReads.removeAll()
+        readTokens.removeAll()
         early.removeAll()
         rdma_destroy_id(id)
     }

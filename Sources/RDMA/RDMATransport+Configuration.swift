@@ -13,9 +13,18 @@ extension RDMATransport {
         /// message carries them first. Also the number of extra receives kept for the peer's
         /// credit returns. Default 8; at least 2 (see ``CreditFlowController``).
         public var creditReturnBatch: Int = 8
-        /// The largest message, sent or received, in bytes: the size of each receive buffer.
-        /// Default 64 KiB. Larger messages need the rendezvous protocol (issue 8), not yet built.
-        public var maximumMessageSize: Int = 64 * 1024
+        /// Bytes of each receive buffer: messages up to this size (the peer's) go eagerly, as one
+        /// SEND into a posted receive; larger ones by rendezvous (the receiver RDMA-READs them
+        /// from the sender's registered memory into its own). Default 64 KiB.
+        public var receiveBufferSize: Int = 64 * 1024
+        /// The largest message, sent or received, in bytes. Default 16 MiB (as TCP's frames).
+        /// Above ``receiveBufferSize`` a message is received into fresh registered memory: a
+        /// slab chunk, or memory registered for it alone above the slab's largest class.
+        public var maximumMessageSize: Int = 16 * 1024 * 1024
+        /// Registrations of buffers from elsewhere that are kept (``RegistrationCache``), so a
+        /// large message sent again from the same buffer is not registered again. Taken from the
+        /// first connection made on the core. Default 256 entries, 64 MiB.
+        public var registrationCache: RegistrationCache.Limits = .defaults
         /// Messages up to this many bytes are copied into the work request (`IBV_SEND_INLINE`):
         /// no registered memory needed and no buffer held. Default 128; the device may grant less.
         public var inlineThreshold: Int = 128
@@ -26,7 +35,8 @@ extension RDMATransport {
         /// RNR NAK kill the connection).
         public var rnrRetryCount: UInt8 = 7
         /// Outstanding RDMA READs per connection (both initiator depth and responder
-        /// resources; 0 forbids READ). Default 8, lowered to what the device allows.
+        /// resources). Default 8, lowered to what the device allows. 0 forbids READ: messages
+        /// are then at most the peer's receive buffer (no rendezvous) and one-sided READs fail.
         public var readDepth: UInt8 = 8
         /// How long address and route resolution and the connect may take. Default 5 s.
         public var connectTimeout: Duration = .seconds(5)
@@ -66,7 +76,8 @@ extension RDMATransport {
             c.sendSignalBatch = min(max(1, c.sendSignalBatch), c.maximumOutstandingSends)
             c.receiveDepth = min(max(2, c.receiveDepth), 16_384)
             c.creditReturnBatch = min(max(2, c.creditReturnBatch), c.receiveDepth)
-            c.maximumMessageSize = min(max(64, c.maximumMessageSize), 1 << 30)
+            c.receiveBufferSize = min(max(64, c.receiveBufferSize), 1 << 30)
+            c.maximumMessageSize = min(max(c.receiveBufferSize, c.maximumMessageSize), 1 << 30)
             c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
             c.retryCount = min(c.retryCount, 7)
             c.rnrRetryCount = min(c.rnrRetryCount, 7)

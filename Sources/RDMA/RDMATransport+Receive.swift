@@ -15,14 +15,32 @@ extension RDMATransport {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
-        if let spin = configuration.busyPolling, ready.isEmpty, failure == nil {
+        if let spin = configuration.busyPolling, !hasReadyMessage, failure == nil {
             await pollForMessage(until: .now + spin)
         }
         while true {
             if let failure, failure.code != .closed { throw failure }
-            if let message = ready.popFirst() { return message }
+            if let message = takeReadyMessage() { return message }
             if let failure { throw failure }
             try await receivers.wait()
+        }
+    }
+
+    /// Whether the next message in order is whole (a rendezvous message is once read).
+    var hasReadyMessage: Bool {
+        switch ready.first {
+        case .message: true
+        case .read(let read): read.isComplete
+        case nil: false
+        }
+    }
+
+    /// The next message in order, if it is whole.
+    private func takeReadyMessage() -> Message? {
+        guard hasReadyMessage else { return nil }
+        switch ready.removeFirst() {
+        case .message(let message): return message
+        case .read(let read): return read.message
         }
     }
 
@@ -32,7 +50,7 @@ extension RDMATransport {
     private func pollForMessage(until deadline: Deadline) async {
         while failure == nil, !deadline.hasPassed {
             context.drainCompletions(of: device)
-            if !ready.isEmpty {
+            if hasReadyMessage {
                 statistics.busyPolledReceives += 1
                 return
             }
@@ -90,8 +108,32 @@ extension RDMATransport {
             let storage = BufferStorage(wrapping: slots[slot].base, capacity: completion.byteLength) { [self] in
                 released(slot: slot)
             }
-            ready.append(Message(storage: storage, offset: 0, count: completion.byteLength))
+            ready.append(.message(Message(storage: storage, offset: 0, count: completion.byteLength)))
             receivers.signalOne()
+        case .rendezvous, .rendezvousDone:
+            guard flow.dataReceived() == .accepted else {
+                fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))
+                return
+            }
+            // A small control payload: parsed from the receive buffer, which goes back at once.
+            let payload = UnsafeRawBufferPointer(start: slots[slot].base, count: completion.byteLength)
+            do throws(TransportError) {
+                if immediate.kind == .rendezvous {
+                    guard let request = RendezvousRequest(parsing: payload) else {
+                        throw TransportError(.protocolViolation, "a malformed rendezvous request (\(completion.byteLength) bytes)")
+                    }
+                    try rendezvousRequested(request)
+                } else {
+                    guard let tokens = RendezvousDone.parse(payload) else {
+                        throw TransportError(.protocolViolation, "a malformed rendezvous done (\(completion.byteLength) bytes)")
+                    }
+                    try rendezvousDone(tokens)
+                }
+            } catch {
+                fail(error)
+                return
+            }
+            repost(slot: slot)
         }
         postQueued()
     }

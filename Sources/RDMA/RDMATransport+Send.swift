@@ -15,7 +15,7 @@ extension RDMATransport {
         guard message.count <= maximumSendSize else {
             throw TransportError(.frameTooLarge, "a message of \(message.count) bytes, above the maximum of \(maximumSendSize)")
         }
-        if pending.isEmpty && canPostData {
+        if pending.isEmpty && readTokens.isEmpty && canPostData {
             try postData(message)
             return
         }
@@ -40,9 +40,12 @@ extension RDMATransport {
         signals.canPost && (flow.canSendData || (ignoresCreditsForTesting && flow.canSendCreditReturn))
     }
 
-    /// Posts queued sends while credits and send-queue slots allow, then a credit return if one
+    /// Posts what waits, while credits and send-queue slots allow: READs of rendezvous messages
+    /// first (they need no credit), then done messages, queued sends, and a credit return if one
     /// is due. Called whenever credits come back or sends complete.
     func postQueued() {
+        postQueuedReads()
+        postDoneMessages()
         var posted = false
         while let entry = pending.first, canPostData, failure == nil {
             pending.removeFirst()
@@ -58,8 +61,13 @@ extension RDMATransport {
         returnCreditsIfDue()
     }
 
-    /// Posts one data message, returning in its immediate data every credit waiting to go back.
+    /// Posts one data message (eagerly, or by rendezvous above the peer's receive buffer),
+    /// returning in its immediate data every credit waiting to go back.
     func postData(_ message: Message) throws(TransportError) {
+        if message.count > eagerLimit {
+            try postRendezvous(message)
+            return
+        }
         // Find (or make) registered memory before any bookkeeping, so a failure changes nothing.
         let payload: Message
         var localKey: UInt32 = 0
@@ -76,13 +84,21 @@ extension RDMATransport {
             (payload, localKey) = try copyIntoRegisteredMemory(message)
             statistics.copiedSends += 1
         }
+        try postSend(.data, payload: payload, localKey: localKey, flags: flags)
+        statistics.messagesSent += 1
+    }
+
+    /// Posts one SEND of `kind` (a data-credit message: data, rendezvous or done) carrying the
+    /// credits owed; `payload` is kept until the send completes unless it went inline.
+    func postSend(_ kind: ImmediateData.Kind, payload: Message, localKey: UInt32, flags: UInt32) throws(TransportError) {
+        var flags = flags
         let credits = ignoresCreditsForTesting && !flow.canSendData ? flow.creditReturnSent() : flow.dataSent()
         let (sequence, signaled) = signals.post()
         if signaled {
             flags |= CRDMA_SEND_SIGNALED
             statistics.signaledSends += 1
         }
-        let immediate = ImmediateData(kind: .data, credits: credits).raw
+        let immediate = ImmediateData(kind: kind, credits: credits).raw
         let status = crdma_post_send_imm(
             queuePair, WorkRequestID.send(connection: number, sequence: sequence).raw, payload.baseAddress,
             UInt32(payload.count), localKey, immediate, flags)
@@ -94,10 +110,26 @@ extension RDMATransport {
         // Inline data was copied by the post; anything else is read by the device until the send
         // completes, so the message (and its memory) is kept until then.
         if flags & CRDMA_SEND_INLINE == 0 {
-            inFlightMessages[Int(sequence % UInt64(inFlightMessages.count))] = payload
+            inFlight[slot(of: sequence)] = .message(payload)
         }
-        statistics.messagesSent += 1
     }
+
+    /// A control payload of at most `capacity` bytes built by `build`: sent inline when the
+    /// device allows, else from a slab chunk.
+    func controlPayload(capacity: Int, _ build: (UnsafeMutableRawPointer) -> Int) throws(TransportError) -> (Message, UInt32, UInt32) {
+        if capacity <= inlineLimit {
+            let storage = BufferStorage(allocating: capacity)
+            let count = build(storage.base)
+            return (Message(storage: storage, offset: 0, count: count), 0, CRDMA_SEND_INLINE)
+        }
+        let (storage, localKey, _) = try device.allocateRegistered(capacity)
+        let count = build(storage.base)
+        return (Message(storage: storage, offset: 0, count: count), localKey, 0)
+    }
+
+    /// The `inFlight` index of send-queue sequence number `sequence`.
+    @inline(__always)
+    func slot(of sequence: UInt64) -> Int { Int(sequence % UInt64(inFlight.count)) }
 
     /// A copy of `message` in a chunk of the registered slab, released with the message.
     private func copyIntoRegisteredMemory(_ message: Message) throws(TransportError) -> (Message, UInt32) {
@@ -120,13 +152,14 @@ extension RDMATransport {
         return (Message(storage: storage, offset: 0, count: message.count), chunk.localKey)
     }
 
-    /// Handles the completion of a send: a signaled one retires it and every earlier send, whose
-    /// memory is then released; an error ends the connection.
+    /// Handles the completion of a send-queue work request: a signaled one retires it and every
+    /// earlier one (their memory is released, READs and batches finish); an error ends the
+    /// connection.
     func sendCompleted(_ completion: WorkCompletion) {
         guard completion.succeeded else {
             if peerDisconnecting { sendsLost = true }
             if failure == nil && !peerDisconnecting {
-                fail(TransportError(.connectionReset, "a send failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
+                fail(TransportError(.connectionReset, "a send-queue work request failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
             }
             return
         }
@@ -134,9 +167,28 @@ extension RDMATransport {
             return
         }
         for sequence in retired {
-            inFlightMessages[Int(sequence % UInt64(inFlightMessages.count))] = nil
+            let index = slot(of: sequence)
+            guard let work = inFlight[index] else { continue }
+            inFlight[index] = nil
+            retire(work)
         }
         if pending.isEmpty { senders.signalAll() } // a graceful close waits for this
+        oneSidedWaiters.signalAll()
         postQueued()
+    }
+
+    /// A work request is done: release what it held, finish what waited for it.
+    func retire(_ work: InFlightWork) {
+        switch work {
+        case .message:
+            break
+        case .memory(let bytes):
+            device.release(bytes)
+        case .rendezvousRead(let read):
+            readCompleted(read)
+        case .batch(let batch, let bytes):
+            device.release(bytes)
+            batch.finish(nil)
+        }
     }
 }

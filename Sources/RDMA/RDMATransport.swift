@@ -49,19 +49,38 @@ public final class RDMATransport: Transport {
     /// The peer's handshake, once known; until then completions wait in `early`.
     var peer: Handshake?
     var early: [WorkCompletion] = []
-    /// The largest message we send: ours, or the peer's receive buffer if smaller.
+    /// The largest message we send: ours or the peer's maximum, whichever is smaller (or the
+    /// peer's receive buffer, when either side does not speak rendezvous).
     var maximumSendSize: Int
+    /// Messages up to this size go eagerly (the peer's receive buffer); larger by rendezvous.
+    var eagerLimit: Int
+    /// Outstanding RDMA READs granted (0: no rendezvous and no one-sided READ).
+    let readDepth: Int
 
     // Sending.
     var pending = Deque<PendingSend>()
-    /// Messages whose memory a posted send still reads, by sequence number modulo the depth.
-    var inFlightMessages: [Message?]
+    /// What each posted work request still needs (memory the device reads or writes, a READ or
+    /// a batch to finish), by sequence number modulo the send-queue depth.
+    var inFlight: [InFlightWork?]
     let senders: CoreWaitQueue
+
+    // Rendezvous (RDMATransport+Rendezvous.swift).
+    /// Our large messages the peer is reading, by token, until its done message.
+    var lent: [UInt32: RegisteredBytes] = [:]
+    var nextToken: UInt32 = 0
+    /// The peer's large messages to read, waiting for a send-queue slot.
+    var pendingReads = Deque<IncomingRead>()
+    /// Tokens of the peer's messages we have read, to tell it in done messages.
+    var readTokens: [UInt32] = []
+
+    // One-sided operations waiting for send-queue slots (RDMATransport+OneSided.swift).
+    let oneSidedWaiters: CoreWaitQueue
 
     // Receiving.
     let slots: [SlabAllocator.Chunk]
     var slotPosted: [Bool]
-    var ready = Deque<Message>()
+    /// Messages received, in order; a rendezvous message holds its place while it is read.
+    var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue
     var receiving = false
 
@@ -101,10 +120,41 @@ public final class RDMATransport: Transport {
         /// Receives whose message arrived while they busy polled (``Configuration/busyPolling``),
         /// without waiting for a completion event.
         public var busyPolledReceives = 0
+        /// Of the messages sent, those larger than the peer's receive buffer, sent by rendezvous
+        /// (the peer read them from our memory).
+        public var rendezvousSends = 0
+        /// Of the messages received, those read by rendezvous.
+        public var rendezvousReceives = 0
+        /// Rendezvous done messages sent (each returns up to 16 tokens).
+        public var doneMessagesSent = 0
+        /// One-sided RDMA READs and WRITEs posted.
+        public var oneSidedOperations = 0
+        /// Batches of them posted (each signaled once).
+        public var oneSidedBatches = 0
     }
 
     /// The connection's counters.
     public internal(set) var statistics = Statistics()
+
+    /// What a posted work request still needs when the send queue retires it.
+    enum InFlightWork {
+        /// Memory a SEND reads (dropped when it completes).
+        case message(Message)
+        /// Memory a one-sided operation of a batch reads or writes (released when it completes).
+        case memory(RegisteredBytes)
+        /// The READ of a rendezvous message: the message is whole when it completes.
+        case rendezvousRead(IncomingRead)
+        /// The last (signaled) operation of a one-sided batch: its caller resumes.
+        case batch(OneSidedBatch, RegisteredBytes)
+    }
+
+    /// A received message, in arrival order.
+    enum Arrival {
+        /// An eager message, over its receive buffer.
+        case message(Message)
+        /// A rendezvous message, ready once its READ completes.
+        case read(IncomingRead)
+    }
 
     /// A send waiting for a credit or a send-queue slot.
     final class PendingSend {
@@ -137,8 +187,8 @@ public final class RDMATransport: Transport {
         var slots: [SlabAllocator.Chunk] = []
         do {
             for _ in 0..<receiveCount {
-                guard let chunk = try device.slab.allocate(configuration.maximumMessageSize) else {
-                    throw TransportError(.resourceExhausted, "registered memory for receive buffers ran out (\(receiveCount) x \(configuration.maximumMessageSize) bytes)")
+                guard let chunk = try device.slab.allocate(configuration.receiveBufferSize) else {
+                    throw TransportError(.resourceExhausted, "registered memory for receive buffers ran out (\(receiveCount) x \(configuration.receiveBufferSize) bytes)")
                 }
                 slots.append(chunk)
             }
@@ -158,21 +208,26 @@ public final class RDMATransport: Transport {
         self.inlineLimit = min(configuration.inlineThreshold, Int(granted.max_inline_data))
         self.completionsReserved = reserve
         let own = configuration
+        let readDepth = Int(min(configuration.readDepth, device.maximumReadDepth))
+        self.readDepth = readDepth
         let other = peer ?? Handshake(dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots,
-                                      receiveBufferSize: own.maximumMessageSize, maximumMessageSize: own.maximumMessageSize,
-                                      creditReturnBatch: own.creditReturnBatch)
+                                      receiveBufferSize: own.receiveBufferSize, maximumMessageSize: own.receiveBufferSize,
+                                      creditReturnBatch: own.creditReturnBatch, rendezvous: false)
         self.flow = CreditFlowController(
             dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots, peerDataSlots: other.dataSlots,
             peerReservedSlots: other.reservedSlots, creditReturnBatch: own.creditReturnBatch)
         self.signals = SendSignalPolicy(queueDepth: own.maximumOutstandingSends, batch: own.sendSignalBatch)
         self.peer = peer
-        self.maximumSendSize = min(own.maximumMessageSize, other.receiveBufferSize)
-        self.inFlightMessages = Array(repeating: nil, count: own.maximumOutstandingSends)
+        (self.maximumSendSize, self.eagerLimit) = Self.sendLimits(own: own, readDepth: readDepth, peer: other)
+        self.inFlight = Array(repeating: nil, count: own.maximumOutstandingSends)
         self.senders = CoreWaitQueue(core: context.core)
+        self.oneSidedWaiters = CoreWaitQueue(core: context.core)
         self.receivers = CoreWaitQueue(core: context.core)
         self.slots = slots
         self.slotPosted = Array(repeating: false, count: slots.count)
         self.number = context.register(self)
+        AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,
+                             core: context.core, connection: number)
         for slot in slots.indices {
             guard post(slot: slot) else {
                 let error = verbsError(.resourceExhausted, "ibv_post_recv")
@@ -194,10 +249,18 @@ public final class RDMATransport: Transport {
         flow = CreditFlowController(
             dataSlots: own.receiveDepth, reservedSlots: own.reservedSlots, peerDataSlots: peer.dataSlots,
             peerReservedSlots: peer.reservedSlots, creditReturnBatch: own.creditReturnBatch)
-        maximumSendSize = min(own.maximumMessageSize, peer.receiveBufferSize)
+        (maximumSendSize, eagerLimit) = Self.sendLimits(own: own, readDepth: readDepth, peer: peer)
         let waiting = early
         early.removeAll()
         for completion in waiting { completed(completion) }
+    }
+
+    /// The largest message we may send, and the largest we send eagerly, given the peer's
+    /// handshake: rendezvous needs both sides to speak it (and READs to be allowed).
+    static func sendLimits(own: Configuration, readDepth: Int, peer: Handshake) -> (maximum: Int, eager: Int) {
+        let eager = min(own.maximumMessageSize, peer.receiveBufferSize)
+        guard readDepth > 0, peer.rendezvous else { return (eager, eager) }
+        return (min(own.maximumMessageSize, peer.maximumMessageSize), eager)
     }
 
     /// Routes the connection's later connection-manager events (disconnect, device removal) to it.
@@ -219,8 +282,9 @@ public final class RDMATransport: Transport {
     /// The handshake this side sends.
     var ownHandshake: Handshake {
         Handshake(dataSlots: configuration.receiveDepth, reservedSlots: configuration.reservedSlots,
-                  receiveBufferSize: configuration.maximumMessageSize, maximumMessageSize: configuration.maximumMessageSize,
-                  creditReturnBatch: configuration.creditReturnBatch)
+                  receiveBufferSize: configuration.receiveBufferSize,
+                  maximumMessageSize: readDepth > 0 ? configuration.maximumMessageSize : configuration.receiveBufferSize,
+                  creditReturnBatch: configuration.creditReturnBatch, rendezvous: readDepth > 0)
     }
 
     /// Whether the connection is still usable.
@@ -232,8 +296,14 @@ public final class RDMATransport: Transport {
     /// Sends waiting for a credit or a send-queue slot.
     public var queuedSends: Int { pending.count }
 
-    /// Received messages not yet taken by ``recv()``.
+    /// Received messages not yet taken by ``recv()`` (rendezvous messages being read included).
     public var queuedReceives: Int { ready.count }
+
+    /// The largest message this connection sends (negotiated with the peer).
+    public var maximumMessageSize: Int { maximumSendSize }
+
+    /// The counters of the core's registration cache on this device (``RegistrationCache``).
+    public var registrationStatistics: RegistrationCache.Statistics { device.registrations.statistics }
 
     /// The core's registered memory, as a buffer pool.
     public var bufferPool: RDMABufferPool { RDMABufferPool(device: device) }

@@ -35,6 +35,9 @@ public struct TransportError: Error, Hashable, Sendable, CustomStringConvertible
         public static let protocolViolation = Code("protocolViolation")
         /// The transport cannot work on this machine (for example no RDMA device).
         public static let unavailable = Code("unavailable")
+        /// A call's arguments are out of range (for example a one-sided RDMA operation larger
+        /// than its remote buffer); nothing was sent.
+        public static let invalidArgument = Code("invalidArgument")
     }
 
     /// What went wrong.

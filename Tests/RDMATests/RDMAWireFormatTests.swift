@@ -1,4 +1,5 @@
 @testable import NetRDMA
+import NetTransport
 import NetTestSupport
 import Testing
 
@@ -10,7 +11,7 @@ struct RDMAWireFormatTests {
     func handshakeLayout() throws {
         let bytes = handshake.bytes
         #expect(bytes.count == Handshake.size)
-        #expect(Array(bytes[0..<8]) == [0x53, 0x4E, 0x4D, 0x52, 1, 0, 0, 0])
+        #expect(Array(bytes[0..<8]) == [0x53, 0x4E, 0x4D, 0x52, 1, 1, 0, 0]) // flags: rendezvous
         #expect(Array(bytes[8..<12]) == [0, 0, 0, 64])
         #expect(Array(bytes[16..<20]) == [0, 1, 0, 0])
         #expect(try Handshake(parsing: bytes) == handshake)
@@ -52,7 +53,7 @@ struct RDMAWireFormatTests {
         let data = ImmediateData(kind: .data, credits: 5)
         #expect(data.raw == 0x0100_0005)
         #expect(ImmediateData(raw: 0x0200_0102) == ImmediateData(kind: .credits, credits: 258))
-        #expect(ImmediateData(raw: 0x0300_0000) == nil)
+        #expect(ImmediateData(raw: 0x0500_0000) == nil)
         #expect(ImmediateData(kind: .credits, credits: 1 << 30).credits == ImmediateData.maximumCredits)
     }
 
@@ -80,5 +81,53 @@ struct RDMAWireFormatTests {
         #expect(odd.reservedSlots >= odd.creditReturnBatch)
         #expect(odd.retryCount == 7)
         #expect(RDMATransport.Configuration.defaults.rnrRetryCount == 7)
+    }
+
+    @Test("A handshake without the rendezvous flag parses as a peer that takes only eager messages")
+    func rendezvousFlag() throws {
+        var bytes = handshake.bytes
+        bytes[5] = 0
+        let parsed = try Handshake(parsing: bytes)
+        #expect(!parsed.rendezvous)
+        #expect(handshake.rendezvous)
+    }
+
+    @Test("A rendezvous request is 20 bytes, big-endian, and round-trips; other sizes and a zero length are refused")
+    func rendezvousRequest() {
+        let request = RendezvousRequest(address: 0x0102_0304_0506_0708, length: 1 << 20, remoteKey: 0xAABB_CCDD, token: 7)
+        var bytes = [UInt8](repeating: 0, count: RendezvousRequest.size)
+        bytes.withUnsafeMutableBytes { request.encode(into: $0.baseAddress!) }
+        #expect(Array(bytes[0..<8]) == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(Array(bytes[8..<12]) == [0, 0x10, 0, 0])
+        #expect(bytes.withUnsafeBytes { RendezvousRequest(parsing: $0) } == request)
+        #expect(Array(bytes.prefix(19)).withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
+        #expect((bytes + [0]).withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
+        var zero = bytes
+        zero[8...11] = [0, 0, 0, 0]
+        #expect(zero.withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
+    }
+
+    @Test("A rendezvous done carries 1 to 16 whole tokens")
+    func rendezvousDone() {
+        var bytes = [UInt8](repeating: 0, count: 64)
+        let tokens: [UInt32] = Array(0..<20)
+        let written = bytes.withUnsafeMutableBytes { RendezvousDone.encode(tokens, into: $0.baseAddress!) }
+        #expect(written == 64) // at most 16 tokens
+        #expect(bytes.withUnsafeBytes { RendezvousDone.parse($0) } == Array(0..<16))
+        #expect([UInt8]().withUnsafeBytes { RendezvousDone.parse($0) } == nil)
+        #expect([UInt8](repeating: 0, count: 6).withUnsafeBytes { RendezvousDone.parse($0) } == nil)
+        #expect([UInt8](repeating: 0, count: 68).withUnsafeBytes { RendezvousDone.parse($0) } == nil)
+    }
+
+    @Test("A remote buffer descriptor is 16 bytes and round-trips; slices stay inside it")
+    func remoteBuffer() throws {
+        let remote = RemoteBuffer(address: 0x1000, length: 4_096, remoteKey: 42)
+        #expect(remote.bytes.count == RemoteBuffer.encodedSize)
+        #expect(try RemoteBuffer(parsing: Message(remote.bytes)) == remote)
+        #expect(throws: TransportError.self) { try RemoteBuffer(parsing: Message(Array(remote.bytes.prefix(15)))) }
+        #expect(remote.slice(offset: 1_024, length: 1_024) == RemoteBuffer(address: 0x1400, length: 1_024, remoteKey: 42))
+        #expect(remote.slice(offset: 4_096, length: 0) != nil)
+        #expect(remote.slice(offset: 4_000, length: 97) == nil)
+        #expect(remote.slice(offset: -1, length: 1) == nil)
     }
 }

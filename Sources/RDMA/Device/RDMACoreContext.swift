@@ -66,6 +66,14 @@ final class RDMACoreContext {
         let device = try RDMADeviceContext(verbs: verbs, configuration: configuration)
         devices[key] = device
         startPump(.device(key), descriptor: device.descriptor)
+        if AsyncEvents.attach(device: key, core: core) {
+            // The first core on the device reads its asynchronous events for the process.
+            if crdma_set_nonblocking(verbs.pointee.async_fd) == 0 {
+                startPump(.asyncEvents(key), descriptor: verbs.pointee.async_fd)
+            } else {
+                AsyncEvents.unwatch(device: key)
+            }
+        }
         return device
     }
 
@@ -97,12 +105,29 @@ final class RDMACoreContext {
         connections.removeValue(forKey: number)
     }
 
+    /// Fails connection `number` (its queue pair had a fatal asynchronous event).
+    func fail(connection number: UInt32, _ error: TransportError) {
+        guard let transport = connections[number]?.transport else { return }
+        // Completions already in the queue come first (a message that arrived is delivered).
+        drainCompletions(of: transport.device)
+        transport.fail(error)
+    }
+
+    /// Fails every connection on the device `key` (it had a fatal error).
+    func failAll(onDevice key: UInt, _ error: TransportError) {
+        for entry in connections.values {
+            guard let transport = entry.transport, UInt(bitPattern: transport.device.verbs) == key else { continue }
+            transport.fail(error)
+        }
+    }
+
     // MARK: Pumps
 
     /// What a pump task serves.
     enum PumpTarget: Sendable, Hashable {
         case connectionManager
         case device(UInt)
+        case asyncEvents(UInt)
     }
 
     /// Serves `target` once without blocking; false when there is nothing to serve any more.
@@ -114,6 +139,13 @@ final class RDMACoreContext {
         case .device(let key):
             guard let device = devices[key] else { return false }
             device.serviceCompletions(route)
+            return true
+        case .asyncEvents(let key):
+            guard let device = devices[key] else {
+                AsyncEvents.unwatch(device: key)
+                return false
+            }
+            AsyncEvents.drain(device.verbs)
             return true
         }
     }
@@ -143,6 +175,10 @@ final class RDMACoreContext {
 /// The loop of one pump task: serve, then wait until the descriptor is readable, until the core
 /// stops (the wait then fails) or the target is gone.
 private func runPump(on core: Core, _ target: RDMACoreContext.PumpTarget, descriptor: Int32) async {
+    defer {
+        // Another core may read the device's asynchronous events from now on.
+        if case .asyncEvents(let key) = target { AsyncEvents.unwatch(device: key) }
+    }
     while true {
         do {
             let context = try core.local(RDMACoreContext.self) { throw CancellationError() }

@@ -25,14 +25,17 @@ final class RDMADeviceContext {
     static let acknowledgeBatch: UInt32 = 64
     /// The registered slab of the core on this device.
     let slab: SlabAllocator
-    private let registrar: Registrar
+    let registrar: Registrar
+    /// Registrations of buffers from elsewhere (sent by rendezvous or used one-sided).
+    let registrations: RegistrationCache
     /// Work completions polled at once.
     private let completions: UnsafeMutablePointer<ibv_wc>
     static let pollBatch: Int32 = 32
     /// Outstanding RDMA READs a queue pair may have on this device.
     let maximumReadDepth: UInt8
 
-    /// Registers slab regions with the protection domain and deregisters them at the end.
+    /// Registers memory with the protection domain: the slab's regions (kept until the end), the
+    /// registration cache's entries and one-off buffers (each deregistered when dropped).
     final class Registrar {
         let protectionDomain: UnsafeMutablePointer<ibv_pd>
         var memoryRegions: [(UnsafeMutablePointer<ibv_mr>, UnsafeMutableRawPointer)] = []
@@ -41,18 +44,34 @@ final class RDMADeviceContext {
             self.protectionDomain = protectionDomain
         }
 
-        func makeRegion(size: Int) throws -> SlabAllocator.Region {
-            let base = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+        /// Registers `size` bytes at `base` for local and remote access.
+        ///
+        /// - Throws: ``TransportError/Code/resourceExhausted``; when the kernel refuses to pin
+        ///   the pages, the message names RLIMIT_MEMLOCK, the usual cause.
+        func register(_ base: UnsafeMutableRawPointer, size: Int) throws(TransportError) -> UnsafeMutablePointer<ibv_mr> {
             guard let mr = crdma_reg_mr(protectionDomain, base, size, CRDMA_ACCESS_SLAB) else {
                 let code = errno
-                base.deallocate()
-                if code == ENOMEM || code == ENOBUFS || code == EPERM {
+                if code == ENOMEM || code == ENOBUFS || code == EPERM || code == EAGAIN {
+                    let limit = crdma_memlock_limit()
+                    let allowed = limit == .max ? "unlimited" : "\(limit) bytes"
                     throw TransportError(
                         .resourceExhausted,
-                        "registering \(size) bytes failed: the locked-memory limit (RLIMIT_MEMLOCK, ulimit -l) is too low",
+                        "registering \(size) bytes failed: locked memory is limited by RLIMIT_MEMLOCK (ulimit -l; now \(allowed)); raise it, or give the process CAP_IPC_LOCK",
                         underlying: IOError(code: code, operation: .init("ibv_reg_mr")))
                 }
                 throw verbsError(.resourceExhausted, "ibv_reg_mr", errno: code)
+            }
+            return mr
+        }
+
+        func makeRegion(size: Int) throws -> SlabAllocator.Region {
+            let base = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 4096)
+            let mr: UnsafeMutablePointer<ibv_mr>
+            do {
+                mr = try register(base, size: size)
+            } catch {
+                base.deallocate()
+                throw error
             }
             memoryRegions.append((mr, base))
             return SlabAllocator.Region(base: base, size: size, localKey: mr.pointee.lkey, remoteKey: mr.pointee.rkey)
@@ -91,6 +110,15 @@ final class RDMADeviceContext {
         completionCapacity = Int(cq.pointee.cqe)
         registrar = Registrar(protectionDomain: pd)
         slab = SlabAllocator(configuration: configuration.slab) { [registrar] size in try registrar.makeRegion(size: size) }
+        registrations = RegistrationCache(
+            limits: configuration.registrationCache,
+            register: { [registrar] base, size in
+                let mr = try registrar.register(base, size: size)
+                return .init(keys: .init(localKey: mr.pointee.lkey, remoteKey: mr.pointee.rkey), handle: UnsafeMutableRawPointer(mr))
+            },
+            deregister: { registration in
+                if let mr = registration.handle { ibv_dereg_mr(mr.assumingMemoryBound(to: ibv_mr.self)) }
+            })
         completions = .allocate(capacity: Int(Self.pollBatch))
         // Armed from the start: the first completion raises an event.
         _ = crdma_req_notify_cq(cq, 0)
@@ -100,6 +128,7 @@ final class RDMADeviceContext {
         if unacknowledgedEvents > 0 { ibv_ack_cq_events(completionQueue, unacknowledgedEvents) }
         ibv_destroy_cq(completionQueue)
         ibv_destroy_comp_channel(completionChannel)
+        registrations.removeAll()
         registrar.deregisterAll()
         ibv_dealloc_pd(protectionDomain)
         completions.deallocate()

@@ -159,9 +159,14 @@ public final class SlabAllocator {
     /// The local key of the region holding `count` bytes at `address`, or `nil` when they are
     /// not all inside one region (then they must be copied, or sent inline, to be sent).
     public func localKey(for address: UnsafeRawPointer, count: Int) -> UInt32? {
+        region(holding: address, count: count)?.localKey
+    }
+
+    /// The region holding `count` bytes at `address`, or `nil` when they are not all inside one.
+    public func region(holding address: UnsafeRawPointer, count: Int) -> Region? {
         for sizeClass in classes {
             for region in sizeClass.regions where region.contains(address, count: count) {
-                return region.localKey
+                return region
             }
         }
         return nil

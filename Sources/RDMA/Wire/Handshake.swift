@@ -8,7 +8,7 @@
 /// |---|---|---|
 /// | 0 | 4 | magic `0x534E4D52` ("SNMR") |
 /// | 4 | 1 | version (1) |
-/// | 5 | 1 | flags (0; reserved) |
+/// | 5 | 1 | flags: bit 0 = rendezvous (it RDMA-READs large messages, and lets the peer read its) |
 /// | 6 | 2 | reserved (0) |
 /// | 8 | 4 | data receive slots the sender posts |
 /// | 12 | 4 | receive slots it reserves for credit returns |
@@ -25,6 +25,8 @@ public struct Handshake: Hashable, Sendable {
     public static let currentVersion: UInt8 = 1
     /// Encoded size.
     public static let size = 28
+    /// The flag bit of ``rendezvous``.
+    static let rendezvousFlag: UInt8 = 0x01
 
     /// Protocol version.
     public var version: UInt8
@@ -38,16 +40,20 @@ public struct Handshake: Hashable, Sendable {
     public var maximumMessageSize: Int
     /// Its credit-return batch.
     public var creditReturnBatch: Int
+    /// Whether it speaks the rendezvous protocol (reads large messages, and lets its peer read
+    /// them from its memory): without it on both sides, messages are at most a receive buffer.
+    public var rendezvous: Bool
 
     /// A handshake.
     public init(version: UInt8 = Handshake.currentVersion, dataSlots: Int, reservedSlots: Int, receiveBufferSize: Int,
-                maximumMessageSize: Int, creditReturnBatch: Int) {
+                maximumMessageSize: Int, creditReturnBatch: Int, rendezvous: Bool = true) {
         self.version = version
         self.dataSlots = dataSlots
         self.reservedSlots = reservedSlots
         self.receiveBufferSize = receiveBufferSize
         self.maximumMessageSize = maximumMessageSize
         self.creditReturnBatch = creditReturnBatch
+        self.rendezvous = rendezvous
     }
 
     /// Why a handshake was refused.
@@ -68,7 +74,7 @@ public struct Handshake: Hashable, Sendable {
         out.reserveCapacity(Self.size)
         func put(_ value: UInt32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
         put(Self.magic)
-        out += [version, 0, 0, 0]
+        out += [version, rendezvous ? Self.rendezvousFlag : 0, 0, 0]
         put(UInt32(clamping: dataSlots))
         put(UInt32(clamping: reservedSlots))
         put(UInt32(clamping: receiveBufferSize))
@@ -96,7 +102,7 @@ public struct Handshake: Hashable, Sendable {
         guard maximum >= 1 else { throw .badField("maximum message size \(maximum)") }
         guard batch >= 1 && batch <= reserved else { throw .badField("credit-return batch \(batch) with \(reserved) reserved slots") }
         self.init(version: version, dataSlots: data, reservedSlots: reserved, receiveBufferSize: buffer,
-                  maximumMessageSize: maximum, creditReturnBatch: batch)
+                  maximumMessageSize: maximum, creditReturnBatch: batch, rendezvous: raw[5] & Self.rendezvousFlag != 0)
     }
 
     /// Parses `bytes`.

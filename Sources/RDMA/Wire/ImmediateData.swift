@@ -11,6 +11,12 @@ public struct ImmediateData: Hashable, Sendable {
         case data = 0x01
         /// Credits only, no payload.
         case credits = 0x02
+        /// A large message announced by rendezvous: its payload is a ``RendezvousRequest``; the
+        /// receiver RDMA-READs the message from the sender's memory.
+        case rendezvous = 0x03
+        /// Rendezvous messages read: its payload lists their tokens (``RendezvousDone``), so the
+        /// sender lets their memory go.
+        case rendezvousDone = 0x04
     }
 
     /// The largest credit count one message can carry.

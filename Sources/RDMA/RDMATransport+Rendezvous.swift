@@ -1,0 +1,152 @@
+import CRDMA
+import NetRuntime
+import NetTransport
+
+/// The rendezvous protocol, for messages larger than the peer's receive buffer (docs/RDMA.md):
+///
+/// 1. The sender finds the message registered memory (in place: the slab, or its own buffer
+///    through the registration cache; a copy only when registering is refused) and sends a
+///    small ``RendezvousRequest`` (address, length, remote key, token) as a data message, in
+///    order with the others and under the same credits.
+/// 2. The receiver takes registered memory of that length (a slab chunk, or memory registered
+///    for it alone), RDMA-READs the message into it, and delivers it in its place in the order.
+/// 3. The receiver returns the token in a ``RendezvousDone`` (up to 16 at once), and the sender
+///    lets the memory go.
+///
+/// Both ends stay zero-copy: the receiver's message is the memory the READ wrote.
+extension RDMATransport {
+    /// A rendezvous message being read.
+    final class IncomingRead {
+        let request: RendezvousRequest
+        /// The message once read.
+        var message: Message?
+        var isComplete = false
+
+        init(_ request: RendezvousRequest) {
+            self.request = request
+        }
+    }
+
+    // MARK: Sender
+
+    /// Lends `message` to the peer: registers it (or copies it) and posts the request.
+    func postRendezvous(_ message: Message) throws(TransportError) {
+        let bytes = try device.registered(message)
+        var token = nextToken
+        while lent[token] != nil { token &+= 1 }
+        nextToken = token &+ 1
+        let request = RendezvousRequest(
+            address: UInt64(UInt(bitPattern: bytes.message.baseAddress)), length: bytes.message.count,
+            remoteKey: bytes.remoteKey, token: token)
+        let payload: (Message, UInt32, UInt32)
+        do {
+            payload = try controlPayload(capacity: RendezvousRequest.size) { out in
+                request.encode(into: out)
+                return RendezvousRequest.size
+            }
+        } catch {
+            device.release(bytes)
+            throw error
+        }
+        lent[token] = bytes
+        do {
+            try postSend(.rendezvous, payload: payload.0, localKey: payload.1, flags: payload.2)
+        } catch {
+            lent.removeValue(forKey: token)
+            device.release(bytes)
+            throw error
+        }
+        statistics.messagesSent += 1
+        statistics.rendezvousSends += 1
+        if bytes.message.backingStorage === message.backingStorage {
+            statistics.zeroCopySends += 1
+        } else {
+            statistics.copiedSends += 1
+        }
+    }
+
+    /// The peer has read the messages of `tokens`: their memory goes.
+    func rendezvousDone(_ tokens: [UInt32]) throws(TransportError) {
+        for token in tokens {
+            guard let bytes = lent.removeValue(forKey: token) else {
+                throw TransportError(.protocolViolation, "a rendezvous done for token \(token), which was never lent")
+            }
+            device.release(bytes)
+        }
+        if lent.isEmpty { senders.signalAll() } // a graceful close waits for this
+    }
+
+    // MARK: Receiver
+
+    /// A rendezvous request arrived (its receive buffer is already reposted): the message takes
+    /// its place in the order and is read as soon as the send queue has room.
+    func rendezvousRequested(_ request: RendezvousRequest) throws(TransportError) {
+        guard readDepth > 0 else {
+            throw TransportError(.protocolViolation, "a rendezvous message, which this side did not offer")
+        }
+        guard request.length <= configuration.maximumMessageSize else {
+            throw TransportError(.protocolViolation,
+                                 "a rendezvous message of \(request.length) bytes, above the maximum of \(configuration.maximumMessageSize)")
+        }
+        let read = IncomingRead(request)
+        ready.append(.read(read))
+        pendingReads.append(read)
+    }
+
+    /// Posts waiting READs while the send queue has room. Memory that cannot be had ends the
+    /// connection (with the error, which names RLIMIT_MEMLOCK when that is why).
+    func postQueuedReads() {
+        while let read = pendingReads.first, signals.canPost, failure == nil {
+            pendingReads.removeFirst()
+            let request = read.request
+            let storage: BufferStorage, localKey: UInt32
+            do {
+                (storage, localKey, _) = try device.allocateRegistered(request.length)
+            } catch {
+                fail(error)
+                return
+            }
+            read.message = Message(storage: storage, offset: 0, count: request.length)
+            let (sequence, _) = signals.post(forceSignal: true)
+            statistics.signaledSends += 1
+            var op = crdma_rdma_op(
+                wr_id: WorkRequestID.send(connection: number, sequence: sequence).raw,
+                local_address: UInt64(UInt(bitPattern: storage.base)), remote_address: request.address,
+                length: UInt32(request.length), local_key: localKey, remote_key: request.remoteKey,
+                is_write: 0, flags: CRDMA_SEND_SIGNALED)
+            let status = crdma_post_rdma(queuePair, &op, 1)
+            guard status == 0 else {
+                fail(verbsError(.connectionReset, "ibv_post_send (RDMA READ)", errno: status))
+                return
+            }
+            inFlight[slot(of: sequence)] = .rendezvousRead(read)
+        }
+    }
+
+    /// A READ finished: the message is whole; its token goes back to the sender.
+    func readCompleted(_ read: IncomingRead) {
+        read.isComplete = true
+        statistics.messagesReceived += 1
+        statistics.rendezvousReceives += 1
+        readTokens.append(read.request.token)
+        receivers.signalOne()
+    }
+
+    /// Sends done messages for the messages read, while credits and the send queue allow.
+    func postDoneMessages() {
+        while !readTokens.isEmpty, canPostData, failure == nil {
+            let tokens = readTokens.prefix(RendezvousDone.maximumTokens)
+            do {
+                let payload = try controlPayload(capacity: RendezvousDone.maximumTokens * 4) { out in
+                    RendezvousDone.encode(tokens, into: out)
+                }
+                try postSend(.rendezvousDone, payload: payload.0, localKey: payload.1, flags: payload.2)
+            } catch {
+                fail(error)
+                return
+            }
+            readTokens.removeFirst(tokens.count)
+            statistics.doneMessagesSent += 1
+        }
+    }
+}

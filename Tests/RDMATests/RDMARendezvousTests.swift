@@ -1,0 +1,148 @@
+import NetRuntime
+@testable import NetRDMA
+import NetTransport
+import NetTestSupport
+import Testing
+
+/// Large messages by rendezvous, on rxe0 (in the guest of scripts/rdma-vm).
+@Suite("RDMA rendezvous on rxe0", .enabled(if: RDMATestEnvironment.inGuest, "needs the soft-RoCE guest (scripts/rdma-tests)"),
+       .timeLimit(.minutes(5)))
+struct RDMARendezvousTests {
+    @Test("Messages at, just above and far above the eager size arrive whole and in order, both ways, without a copy")
+    func sizes() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let eager = client.eagerLimit
+                // Small and large interleaved: a large message keeps its place while it is read.
+                let sizes = [eager, eager + 1, 100, eager * 3, 1, 1 << 20, eager - 1, 3 << 20, 128]
+                let payloads = (0..<(sizes.count * 4)).map { payload(sender: 2, sequence: $0, size: sizes[$0 % sizes.count]) }
+                let sending = Task {
+                    _ = core
+                    for bytes in payloads {
+                        // Built in registered memory, as an application that wants zero copy does.
+                        var buffer = client.allocateBuffer(capacity: bytes.count)
+                        buffer.append(contentsOf: bytes)
+                        try await client.send(buffer.freeze())
+                    }
+                }
+                let echoes = Task {
+                    _ = core
+                    var whole = 0
+                    for expected in payloads {
+                        let back = try await client.recv()
+                        if back.bytes == expected { whole += 1 }
+                    }
+                    return whole
+                }
+                var received = 0
+                for expected in payloads {
+                    let message = try await server.recv()
+                    if message.bytes == expected { received += 1 }
+                    try await server.send(message) // back from the memory it was read into
+                }
+                try await sending.value
+                let echoed = try await echoes.value
+                // Every lent message is released once the peer has read it.
+                let released = try await waitUntil(core) { client.lent.isEmpty && server.lent.isEmpty }
+                let large = payloads.filter { $0.count > eager }.count
+                let stats = (client.statistics, server.statistics)
+                await client.close()
+                await server.close()
+                await listener.close()
+                return ["received": received, "echoed": echoed, "released": released ? 1 : 0, "large": large,
+                        "clientRendezvous": stats.0.rendezvousSends, "serverRendezvousIn": stats.1.rendezvousReceives,
+                        "serverRendezvousOut": stats.1.rendezvousSends, "clientCopies": stats.0.copiedSends,
+                        "serverCopies": stats.1.copiedSends, "count": payloads.count]
+            }
+            #expect(result["received"] == result["count"])
+            #expect(result["echoed"] == result["count"])
+            #expect(result["released"] == 1)
+            #expect(result["clientRendezvous"] == result["large"])
+            #expect(result["serverRendezvousIn"] == result["large"])
+            #expect(result["serverRendezvousOut"] == result["large"])
+            // Built in registered memory (client) and read into registered memory (server): no
+            // message was copied to be sent, eager or large.
+            #expect(result["clientCopies"] == 0)
+            #expect(result["serverCopies"] == 0)
+        }
+    }
+
+    @Test("A large message from a foreign buffer is registered once, however often it is sent (registration cache)")
+    func registrationCache() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let bytes = payload(sender: 3, sequence: 0, size: 300_000)
+                let foreign = Message(bytes) // plain memory, not the slab
+                let before = client.registrationStatistics
+                var whole = 0
+                for _ in 0..<5 {
+                    try await client.send(foreign)
+                    if try await server.recv().bytes == bytes { whole += 1 }
+                }
+                let after = client.registrationStatistics
+                let stats = client.statistics
+                await client.close()
+                await server.close()
+                await listener.close()
+                return ["whole": whole, "registrations": after.registrations - before.registrations,
+                        "hits": after.hits - before.hits, "zeroCopy": stats.zeroCopySends, "copied": stats.copiedSends]
+            }
+            #expect(result["whole"] == 5)
+            #expect(result["registrations"] == 1)
+            #expect(result["hits"] == 4)
+            #expect(result["zeroCopy"] == 5)
+            #expect(result["copied"] == 0)
+        }
+    }
+
+    @Test("The maximum is negotiated: a message above the peer's maximum, or above a receive buffer without READ, is refused before sending")
+    func negotiatedMaximum() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: TransportError.Code?] in
+                let small = scaledConfiguration { $0.maximumMessageSize = 200_000 }
+                let (client, server, listener) = try await connectedPair(on: core, server: small)
+                let above = await caught { try await client.send(Message([UInt8](repeating: 1, count: 200_001))) }
+                try await client.send(Message([UInt8](repeating: 2, count: 200_000)))
+                let atMaximum = try await server.recv().count == 200_000
+                let noRead = scaledConfiguration { $0.readDepth = 0 }
+                let (client2, server2, listener2) = try await connectedPair(on: core, client: noRead)
+                let aboveEager = await caught { try await client2.send(Message([UInt8](repeating: 3, count: client2.eagerLimit + 1))) }
+                let stillOpen = client.isOpen && client2.isOpen
+                for connection in [client, server, client2, server2] { await connection.close() }
+                await listener.close()
+                await listener2.close()
+                return ["above": (above as? TransportError)?.code, "aboveEager": (aboveEager as? TransportError)?.code,
+                        "atMaximum": atMaximum ? .closed : nil, "open": stillOpen ? .closed : nil]
+            }
+            #expect(result["above"] == .frameTooLarge)
+            #expect(result["aboveEager"] == .frameTooLarge)
+            #expect(result["atMaximum"] == .closed) // the message at the maximum arrived
+            #expect(result["open"] == .closed)      // refusals did not end the connections
+        }
+    }
+
+    @Test("A graceful close waits until the peer has read the large messages sent just before it")
+    func closeDrainsLargeMessages() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> (Int, Int) in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let payloads = (0..<3).map { payload(sender: 4, sequence: $0, size: 2 << 20) }
+                for bytes in payloads { try await client.send(Message(bytes)) }
+                await client.close() // returns once the server has read them (or closeTimeout)
+                var whole = 0
+                for expected in payloads {
+                    let message = try? await server.recv()
+                    if message?.bytes == expected { whole += 1 }
+                }
+                let after = await caught { _ = try await server.recv() }
+                await server.close()
+                await listener.close()
+                return (whole, (after as? TransportError)?.code == .closed ? 1 : 0)
+            }
+            #expect(result.0 == 3)
+            #expect(result.1 == 1)
+        }
+    }
+}
