@@ -75,7 +75,9 @@ extension RDMADeviceContext {
         } catch {
             throw TransportError(.resourceExhausted, "registering slab memory failed: \(error)")
         }
-        if let chunk, let region = slab.region(holding: chunk.base, count: chunk.size) {
+        if let chunk {
+            // '!': a chunk lies in a region of its slab.
+            let region = slab.region(holding: chunk.base, count: chunk.size)!
             return (BufferStorage(wrapping: chunk.base, capacity: chunk.size) { slab.free(chunk) }, region.localKey, region.remoteKey)
         }
         let base = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 4096)

@@ -103,16 +103,9 @@ case "serve":
 case "memlock":
     let outcome = try await runtime.run(on: 0) { core -> String in
         do {
-            let listener = try RDMAListener.bind(address, on: core, configuration: settings)
-            let accepted = Accepted()
-            let accepting = Task {
-                _ = core
-                accepted.connection = try await listener.accept()
-            }
-            let client = try await RDMADialer(configuration: settings).dial(listener.localAddress, on: core)
-            try await accepting.value
+            let (client, server, listener) = try await pair(on: core)
             await client.close()
-            await accepted.connection?.close()
+            await server.close()
             await listener.close()
             return "OK"
         } catch let error as TransportError {
