@@ -160,7 +160,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NetRPCTests",
-            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetRDMA", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
             swiftSettings: swiftSettings
