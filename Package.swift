@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "NetBench",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP", "NetRPC",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",
