@@ -21,7 +21,6 @@ let package = Package(
         .library(name: "NetPool", targets: ["NetPool"]),
         .library(name: "NetRPC", targets: ["NetRPC"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
-        .executable(name: "net-rdma-bench", targets: ["NetRDMABench"]),
         .executable(name: "echo-cluster", targets: ["EchoCluster"]),
     ],
     dependencies: [
@@ -119,12 +118,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/EchoCluster",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "NetRDMABench",
-            dependencies: ["NetRDMA", "NetRuntime", "NetTransport"],
-            path: "Benchmarks/RDMABench",
             swiftSettings: swiftSettings
         ),
         .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),

@@ -8,8 +8,9 @@ import Synchronization
 import NetTestSupport
 import Testing
 
-/// An echo server in a child process (`net-rdma-bench serve`, built beside the test bundle), so
-/// the test can kill it mid-transfer. posix_spawn, not Foundation's Process (which crashed here).
+/// An echo server in a child process (`net-bench serve --layer transport --transport rdma`, built
+/// beside the test bundle), so the test can kill it mid-transfer. posix_spawn, not Foundation's
+/// Process (which crashed here).
 final class ChildServer: Sendable {
     let pid: pid_t
     let port: Int
@@ -24,7 +25,7 @@ final class ChildServer: Sendable {
         var path = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &path, 4095)
         let exe = String(decoding: path[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let binary = String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/net-rdma-bench"
+        let binary = String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/net-bench"
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw ChildError("pipe: errno \(errno)") }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
@@ -34,7 +35,8 @@ final class ChildServer: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(binary), strdup("serve"), strdup(RDMATestEnvironment.address), strdup("0"), nil]
+        let arguments = [binary, "serve", "--layer", "transport", "--transport", "rdma", "--host", RDMATestEnvironment.address, "--port", "0"]
+        let argv = arguments.map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
         close(fds[1])
