@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "EchoCluster",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP", "NetPool", "NetRPC",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetPool", "NetRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
