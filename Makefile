@@ -1,6 +1,7 @@
 # swift-net: `make test` installs what a fresh Debian 12 machine lacks, builds, and runs every
 # test suite under both runtime backends, then the RDMA suites in a soft-RoCE guest.
-# `make run` runs the echo cluster (`make run ARGS="--duration 10 --nodes 4"`).
+# `make run` runs the echo cluster (`make run ARGS="--duration 10 --nodes 4"`), `make cluster-rdma`
+# runs it over RDMA in the guest.
 # Swift 6.3 itself comes from swift.org, not from apt.
 
 SHELL := /bin/bash
@@ -8,7 +9,7 @@ SWIFT ?= swift
 APT_PACKAGES := pkg-config liburing-dev libibverbs-dev librdmacm-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test test-uring test-epoll test-rdma run cluster-smoke bench clean
+.PHONY: deps build test test-uring test-epoll test-rdma run cluster-smoke cluster-rdma bench clean
 
 deps:
 	@$(SWIFT) --version 2>/dev/null | grep -q 'Swift version 6' || { \
@@ -46,6 +47,12 @@ run: deps
 cluster-smoke: deps
 	$(SWIFT) build --product echo-cluster
 	.build/debug/echo-cluster --duration 5
+
+# The echo cluster over RDMA: 3 nodes on rxe0's address in the soft-RoCE guest (scripts/rdma-vm),
+# 10 s (about 30 s with the boot). RDMA_ADDR is set in the guest, hence bash -c.
+cluster-rdma: deps
+	$(SWIFT) build --product echo-cluster
+	scripts/rdma-vm -- bash -c '.build/debug/echo-cluster --transport rdma --host "$$RDMA_ADDR" --duration 10'
 
 bench: deps
 	$(SWIFT) build -c release --product net-bench

@@ -21,7 +21,6 @@ let package = Package(
         .library(name: "NetPool", targets: ["NetPool"]),
         .library(name: "NetRPC", targets: ["NetRPC"]),
         .executable(name: "net-bench", targets: ["NetBench"]),
-        .executable(name: "net-rdma-bench", targets: ["NetRDMABench"]),
         .executable(name: "echo-cluster", targets: ["EchoCluster"]),
     ],
     dependencies: [
@@ -104,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "NetBench",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP", "NetRPC",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",
@@ -113,18 +112,12 @@ let package = Package(
         .executableTarget(
             name: "EchoCluster",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP", "NetPool", "NetRPC",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetPool", "NetRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Examples/EchoCluster",
-            swiftSettings: swiftSettings
-        ),
-        .executableTarget(
-            name: "NetRDMABench",
-            dependencies: ["NetRDMA", "NetRuntime", "NetTransport"],
-            path: "Benchmarks/RDMABench",
             swiftSettings: swiftSettings
         ),
         .target(name: "CSeccomp", path: "Tests/Helpers/CSeccomp"),
@@ -166,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NetRPCTests",
-            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetRDMA", "NetTransport", "NetRuntime"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
             swiftSettings: swiftSettings

@@ -24,7 +24,10 @@ enum Layer: String, ExpressibleByArgument, CaseIterable {
 
 /// Which driver carries the `transport` and `rpc` layers.
 enum TransportKind: String, ExpressibleByArgument, CaseIterable {
+    /// TCP (`NetTCP`), over loopback by default.
     case tcp
+    /// RDMA verbs (`NetRDMA`), on an RDMA device's address (rxe0 in the guest of scripts/rdma-vm).
+    case rdma
 }
 
 /// Which workload `run` drives; the definitions are those of ../shared/peers/README.md.

@@ -1,6 +1,5 @@
 import NetRPC
 import NetRuntime
-import NetTCP
 import NetTransport
 
 /// The benchmark's service: a raw-bytes echo (the request's own bytes go back, no copy).
@@ -14,11 +13,13 @@ struct BenchService: RPCService {
     }
 }
 
-/// The client side of the rpc workloads: unary echo calls on `RPCConnection`s.
+/// The client side of the rpc workloads: unary echo calls on `RPCConnection`s over the
+/// connections `dialer` makes.
 enum RPCClientBench {
-    static func measure(_ spec: WorkloadSpec, on core: isolated Core) async throws -> Measurement {
-        let dialer = TCPDialer()
-        var connections: [RPCConnection<TCPTransport>] = []
+    static func measure<Dialer: TransportDialer>(
+        _ spec: WorkloadSpec, dialer: Dialer, on core: isolated Core
+    ) async throws -> Measurement {
+        var connections: [RPCConnection<Dialer.Connection>] = []
         for _ in 0..<spec.connections {
             connections.append(try RPCConnection(try await dialer.dial(spec.address, on: core)))
         }

@@ -2,16 +2,18 @@
 import Glibc
 #endif
 import ArgumentParser
+import NetRDMA
 import NetRuntime
+import NetTCP
 
-/// Drives a workload against `serve` and prints its RESULT line.
+/// Drives workloads against `serve`, prints a RESULT line for each and then a table of them all.
 struct Run: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a workload against `serve`.")
+    static let configuration = CommandConfiguration(abstract: "Run workloads against `serve`.")
 
     @Option(help: "Layer: runtime (raw sockets), transport (framed messages) or rpc (unary echo calls).") var layer: Layer = .runtime
-    @Option(help: "Transport under the transport layer: tcp.") var transport: TransportKind = .tcp
-    @Option(help: "Workload: rtt, rate or bulk.") var workload: Workload = .rtt
-    @Option(help: "Server address.") var host = "127.0.0.1"
+    @Option(help: "Transport under the transport and rpc layers: tcp or rdma.") var transport: TransportKind = .tcp
+    @Option(help: "Workload: rtt, rate or bulk; repeat the option to run several in turn.") var workload: [Workload] = [.rtt]
+    @Option(help: "Server address (default 127.0.0.1; for rdma the server's RDMA address, default $RDMA_ADDR).") var host: String?
     @Option(help: "Server port.") var port: Int
     @Option(help: "Payload bytes (default: 64, bulk 1 MiB).") var size: Int?
     @Option(help: "Connections (rate 4, else 1).") var connections: Int?
@@ -21,31 +23,56 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("warmup-s"), help: "Warm-up seconds (rate, bulk).") var warmupSeconds = 1.0
     @Option(name: .customLong("duration-s"), help: "Timed seconds (rate, bulk).") var durationSeconds = 5.0
     @Option(name: .customLong("max-s"), help: "Cap on the timed part of rtt, seconds.") var maxSeconds = 100.0
+    @OptionGroup var rdma: RDMAOptions
+
+    /// Bytes an RPC request adds to its payload, at most, without metadata (docs/PROTOCOL.md:
+    /// the 12-byte header, the method ID and the timeout).
+    static let rpcHeadroom = 64
 
     func run() async throws {
+        let host = transport == .rdma ? try RDMAOptions.host(self.host) : self.host ?? "127.0.0.1"
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
-        if layer == .runtime && workload != .rtt { throw ValidationError("--layer runtime runs rtt only") }
-        let spec = WorkloadSpec(
-            workload: workload,
-            address: address,
-            size: size ?? (workload == .bulk ? 1 << 20 : 64),
-            connections: connections ?? (workload == .rate ? 4 : 1),
-            depth: depth ?? (workload == .rate ? 32 : workload == .bulk ? 4 : 1),
-            warmup: warmup, count: count,
-            warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds
-        )
+        if layer == .runtime && workload.contains(where: { $0 != .rtt }) { throw ValidationError("--layer runtime runs rtt only") }
+        if layer == .runtime && transport == .rdma { throw ValidationError("--layer runtime is raw TCP sockets: use --transport tcp") }
+        let specs = workload.map { workload in
+            WorkloadSpec(
+                workload: workload,
+                address: address,
+                size: size ?? (workload == .bulk ? 1 << 20 : 64),
+                connections: connections ?? (workload == .rate ? 4 : 1),
+                depth: depth ?? (workload == .rate ? 32 : workload == .bulk ? 4 : 1),
+                warmup: warmup, count: count,
+                warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds
+            )
+        }
+        let rdma = self.rdma.configuration
+        if transport == .rdma, let largest = specs.map(\.size).max() {
+            let needed = largest + (layer == .rpc ? Self.rpcHeadroom : 0)
+            if needed > rdma.maximumMessageSize {
+                throw ValidationError("messages of \(needed) bytes are above the RDMA maximum of \(rdma.maximumMessageSize): pass --rdma-max-message \(needed) or more to serve and run")
+            }
+        }
         // One core: `taskset -c 1` gives the client one CPU.
         let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
         defer { runtime.shutdown() }
-        let layer = self.layer
-        let measurement = try await runtime.run(on: 0) { core in
-            switch layer {
-            case .runtime: Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
-            case .transport: try await TransportClient.measure(spec, on: core)
-            case .rpc: try await RPCClientBench.measure(spec, on: core)
+        let (layer, transport) = (self.layer, self.transport)
+        // Busy-polled RDMA is a peer of its own: its figures are not comparable with the others.
+        let carrier = transport.rawValue + (transport == .rdma && self.rdma.rdmaBusyPollUs != nil ? "-poll" : "")
+        let peer = "swift-net-\(layer.rawValue)-\(carrier)"
+        var rows: [ResultRow] = []
+        for spec in specs {
+            let measurement = try await runtime.run(on: 0) { core in
+                switch (layer, transport) {
+                case (.runtime, _): Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
+                case (.transport, .tcp): try await TransportClient.measure(spec, dialer: TCPDialer(), on: core)
+                case (.transport, .rdma): try await TransportClient.measure(spec, dialer: RDMADialer(configuration: rdma), on: core)
+                case (.rpc, .tcp): try await RPCClientBench.measure(spec, dialer: TCPDialer(), on: core)
+                case (.rpc, .rdma): try await RPCClientBench.measure(spec, dialer: RDMADialer(configuration: rdma), on: core)
+                }
             }
+            rows.append(report(measurement, peer: peer, spec: spec))
         }
-        report(measurement, peer: "swift-net-\(layer.rawValue)-\(transport.rawValue)", spec: spec)
+        printTable(rows, layer: layer.rawValue, transport: carrier)
     }
 }
 
@@ -63,18 +90,19 @@ struct WorkloadSpec: Sendable {
     var maxSeconds: Double
 }
 
-/// Prints the RESULT line (and context on stderr) for a measurement.
-func report(_ m: Measurement, peer: String, spec: WorkloadSpec) {
+/// Prints the RESULT line (and context on stderr) for a measurement; returns it for the table.
+func report(_ m: Measurement, peer: String, spec: WorkloadSpec) -> ResultRow {
     switch spec.workload {
     case .rtt:
         let sorted = m.samples.sorted()
         let us = { (p: Double) in Double(percentile(sorted, p)) / 1000 }
-        result(peer: peer, workload: "rtt", value: us(50), unit: "us_p50", p99us: us(99), n: sorted.count)
+        let row = result(peer: peer, workload: "rtt", value: us(50), unit: "us_p50", p99us: us(99), n: sorted.count)
         note("# rtt min \(format(Double(sorted.first ?? 0) / 1000)) us, p90 \(format(us(90))) us, p99.9 \(format(us(99.9))) us, max \(format(Double(sorted.last ?? 0) / 1000)) us")
+        return row
     case .rate:
-        result(peer: peer, workload: "rate", value: (Double(m.completions) / m.seconds).rounded(), unit: "rpc_per_s", p99us: nil, n: m.completions)
+        return result(peer: peer, workload: "rate", value: (Double(m.completions) / m.seconds).rounded(), unit: "rpc_per_s", p99us: nil, n: m.completions)
     case .bulk:
-        result(peer: peer, workload: "bulk", value: Double(m.bytes) / m.seconds / 1e6, unit: "MB_per_s", p99us: nil, n: m.completions)
+        return result(peer: peer, workload: "bulk", value: Double(m.bytes) / m.seconds / 1e6, unit: "MB_per_s", p99us: nil, n: m.completions)
     }
 }
 

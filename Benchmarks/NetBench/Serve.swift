@@ -2,36 +2,44 @@
 import Glibc
 #endif
 import ArgumentParser
+import NetRDMA
 import NetRuntime
 import NetRPC
 import NetTCP
 
-/// Serves an echo on every core of this process until killed and prints `LISTENING port=N`.
+/// Serves an echo until killed and prints `LISTENING port=N`: over TCP on every core of this
+/// process (one listener per core on one port), over RDMA on one core (rdma_cm has no
+/// `SO_REUSEPORT`: one listener per port).
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run an echo server for `run`.")
 
     @Option(help: "Layer: runtime (raw sockets), transport (framed messages) or rpc (unary echo calls).") var layer: Layer = .runtime
-    @Option(help: "Transport under the transport layer: tcp.") var transport: TransportKind = .tcp
-    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Transport under the transport and rpc layers: tcp or rdma.") var transport: TransportKind = .tcp
+    @Option(help: "Address to listen on (default 127.0.0.1; for rdma an RDMA device's address, default $RDMA_ADDR).") var host: String?
     @Option(help: "Port; 0 picks one.") var port = 0
+    @OptionGroup var rdma: RDMAOptions
 
     func run() async throws {
+        if transport == .rdma {
+            guard layer != .runtime else { throw ValidationError("--layer runtime is raw TCP sockets: use --transport tcp") }
+            guard let address = SocketAddress(host: try RDMAOptions.host(host), port: port) else { throw ValidationError("bad --host \(host ?? "")") }
+            return try await serveRDMA(on: address)
+        }
         let runtime = try Runtime()
         defer { runtime.shutdown() }
+        let host = self.host ?? "127.0.0.1"
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
         if layer == .rpc {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
-            let server = RPCServer(services: [BenchService()], configuration: .defaults { $0.keepaliveInterval = nil })
-            print("LISTENING port=\(group.address.port)")
-            fflush(nil)
+            let server = RPCServer(services: [BenchService()], configuration: Self.rpcConfiguration)
+            listening(group.address.port)
             _ = try await runtime.runOnEveryCore { core in try await server.serve(try group.listener(on: core)) }
             return
         }
         if layer == .transport {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
-            print("LISTENING port=\(group.address.port)")
-            fflush(nil)
-            _ = try await runtime.runOnEveryCore { core in try await TransportEcho.serve(group, on: core) }
+            listening(group.address.port)
+            _ = try await runtime.runOnEveryCore { core in try await TransportEcho.serve(try group.listener(on: core), on: core) }
             return
         }
         // One listener per core on one port (SO_REUSEPORT): the kernel spreads connections.
@@ -40,13 +48,37 @@ struct Serve: AsyncParsableCommand {
         for _ in 1..<runtime.cores.count {
             listeners.append(try Socket.listenTCP(on: first.address, reusePort: true).fd)
         }
-        print("LISTENING port=\(first.address.port)")
-        fflush(nil)
+        listening(first.address.port)
         let fds = listeners
         _ = try await runtime.runOnEveryCore { core in
             try await RuntimeEcho.serve(listener: fds[core.index], on: core)
         }
     }
+
+    /// The transport or RPC echo over RDMA: one listener, on a runtime of one core.
+    private func serveRDMA(on address: SocketAddress) async throws {
+        let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
+        defer { runtime.shutdown() }
+        let (layer, configuration) = (self.layer, rdma.configuration)
+        try await runtime.run(on: 0) { core in
+            let listener = try RDMAListener.bind(address, on: core, configuration: configuration)
+            listening(listener.localAddress.port)
+            if layer == .rpc {
+                try await RPCServer(services: [BenchService()], configuration: Self.rpcConfiguration).serve(listener)
+            } else {
+                try await TransportEcho.serve(listener, on: core)
+            }
+        }
+    }
+
+    /// The benchmark server's RPC settings: no keepalive pings in the measurements.
+    static var rpcConfiguration: RPCConfiguration { .defaults { $0.keepaliveInterval = nil } }
+}
+
+/// Prints the line a parent process waits for (stdout is a pipe there: flushed at once).
+func listening(_ port: Int) {
+    print("LISTENING port=\(port)")
+    fflush(nil)
 }
 
 /// The raw-socket echo: bytes go back as they come.

@@ -9,10 +9,43 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {
     return sorted[min(max(rank, 1), sorted.count) - 1]
 }
 
-/// Prints a RESULT line (stdout is for LISTENING and RESULT lines only).
-func result(peer: String, workload: String, value: Double, unit: String, p99us: Double?, n: Int) {
+/// One measurement as its RESULT line states it.
+struct ResultRow {
+    var peer: String
+    var workload: String
+    var value: Double
+    var unit: String
+    var p99us: Double?
+    var n: Int
+}
+
+/// Prints a RESULT line and returns it. Stdout carries LISTENING and RESULT lines, and the table
+/// that closes `run` (whose lines start with neither).
+@discardableResult
+func result(peer: String, workload: String, value: Double, unit: String, p99us: Double?, n: Int) -> ResultRow {
     let p99 = p99us.map { format($0) } ?? "-"
     print("RESULT peer=\(peer) workload=\(workload) value=\(format(value)) unit=\(unit) p99_us=\(p99) n=\(n)")
+    fflush(nil)
+    return ResultRow(peer: peer, workload: workload, value: value, unit: unit, p99us: p99us, n: n)
+}
+
+/// Prints `rows` as a table for people, under the RESULT lines.
+func printTable(_ rows: [ResultRow], layer: String, transport: String) {
+    let header = ["layer", "transport", "workload", "value", "unit", "p99 µs", "n"]
+    let cells = rows.map { row in
+        [layer, transport, row.workload, format(row.value), row.unit, row.p99us.map(format) ?? "-", "\(row.n)"]
+    }
+    let widths = header.indices.map { column in ([header] + cells).map { $0[column].count }.max() ?? 0 }
+    func line(_ fields: [String]) -> String {
+        zip(fields, widths).enumerated().map { column, cell in
+            let padding = String(repeating: " ", count: cell.1 - cell.0.count)
+            return column == 3 || column >= 5 ? padding + cell.0 : cell.0 + padding  // numbers to the right
+        }.joined(separator: "  ")
+    }
+    print("")
+    print(line(header))
+    print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  "))
+    for row in cells { print(line(row)) }
     fflush(nil)
 }
 

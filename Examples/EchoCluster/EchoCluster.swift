@@ -23,13 +23,13 @@ struct Launch: AsyncParsableCommand {
 
     @Option(help: "Seconds to run.") var duration = 30
     @Option(help: "Nodes (processes).") var nodes = 3
-    @Option(help: "Transport: tcp (rdma needs --host set to an RDMA device's address).") var transport = "tcp"
+    @Option(help: "Transport: tcp or rdma (rdma needs --host set to an RDMA device's address).") var transport: ClusterTransport = .tcp
     @Option(help: "Address the nodes listen on.") var host = "127.0.0.1"
     @Option(help: "Payload bytes per call.") var payload = 64
 
     func run() async throws {
-        guard transport == "tcp" else {
-            throw ValidationError("--transport \(transport): only tcp is built into this example yet (see README)")
+        if transport == .rdma, host == "127.0.0.1" || host == "::1" {
+            throw ValidationError("--transport rdma needs --host set to an RDMA device's address (rdma_cm cannot route loopback)")
         }
         guard nodes >= 2 else { throw ValidationError("--nodes must be at least 2") }
         let ports = try (0..<nodes).map { _ in try freePort(host) }
@@ -40,12 +40,12 @@ struct Launch: AsyncParsableCommand {
             let peers = addresses.enumerated().filter { $0.offset != i }.map(\.element).joined(separator: ",")
             let child = try Child.spawn([
                 CommandLine.arguments[0], "node", "--listen", addresses[i], "--peers", peers,
-                "--payload", "\(payload)", "--name", "n\(i)",
+                "--payload", "\(payload)", "--name", "n\(i)", "--transport", transport.rawValue,
             ])
             children.append(child)
             child.readLines { line in table.ingest(line) }
         }
-        print("echo-cluster: \(nodes) nodes on \(addresses.joined(separator: " ")), \(duration) s (pids \(children.map { "\($0.pid)" }.joined(separator: " ")))")
+        print("echo-cluster: \(nodes) nodes over \(transport.rawValue) on \(addresses.joined(separator: " ")), \(duration) s (pids \(children.map { "\($0.pid)" }.joined(separator: " ")))")
         for second in 1...max(duration, 1) {
             try await Task.sleep(for: .seconds(1))
             print(table.render(title: "t=\(second)s"))

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Logging
 import NetPool
+import NetRDMA
 import NetRPC
 import NetRuntime
 import NetTCP
@@ -21,6 +22,7 @@ struct Node: AsyncParsableCommand {
     @Option(help: "Payload bytes per call.") var payload = 64
     @Option(help: "This node's name in STATS lines.") var name = "node"
     @Option(help: "Per-call deadline, milliseconds.") var deadlineMs = 1000
+    @Option(help: "Transport: tcp or rdma (then --listen and --peers are RDMA devices' addresses).") var transport: ClusterTransport = .tcp
 
     func run() async throws {
         var logger = Logger(label: "echo-cluster.\(name)")
@@ -32,7 +34,7 @@ struct Node: AsyncParsableCommand {
         }
         let runtime = try Runtime(configuration: .defaults { $0.logger = logger })
         let node = NodeService(
-            runtime: runtime, address: address, peers: peerAddresses, payload: payload, name: name,
+            runtime: runtime, transport: transport, address: address, peers: peerAddresses, payload: payload, name: name,
             deadline: .milliseconds(Int64(deadlineMs)), logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: node)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -41,9 +43,19 @@ struct Node: AsyncParsableCommand {
     }
 }
 
+/// Which transport the nodes serve and call over.
+enum ClusterTransport: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// TCP: one listener per core on one port.
+    case tcp
+    /// RDMA verbs: one listener, on core 0 (rdma_cm has no `SO_REUSEPORT`), on an RDMA device's
+    /// address (rdma_cm cannot route loopback).
+    case rdma
+}
+
 /// The node as a swift-service-lifecycle service.
 struct NodeService: Service {
     let runtime: Runtime
+    let transport: ClusterTransport
     let address: SocketAddress
     let peers: [PeerAddress]
     let payload: Int
@@ -56,11 +68,31 @@ struct NodeService: Service {
             $0.keepaliveInterval = .seconds(1)
             $0.logger = logger
         })
-        let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
-        for core in runtime.cores {
-            _ = try runtime.spawn(on: core.index) { core in try await server.serve(try group.listener(on: core)) }
+        switch transport {
+        case .tcp:
+            let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
+            for core in runtime.cores {
+                _ = try runtime.spawn(on: core.index) { core in try await server.serve(try group.listener(on: core)) }
+            }
+            try await run(server, listeningOn: group.address, dialer: TCPDialer(configuration: .defaults { $0.connectTimeout = .seconds(1) }))
+        case .rdma:
+            let address = self.address
+            let listening = try await runtime.run(on: 0) { core in
+                let listener = try RDMAListener.bind(address, on: core)
+                Task {
+                    _ = core
+                    try await server.serve(listener)
+                }
+                return listener.localAddress
+            }
+            try await run(server, listeningOn: listening, dialer: RDMADialer())
         }
-        print("LISTENING \(name) \(group.address)")
+    }
+
+    /// Calls every peer through a client that dials with `dialer`, reporting every second, while
+    /// `server` serves on `address`; drains the server on a graceful shutdown.
+    private func run<Dialer: TransportDialer>(_ server: RPCServer, listeningOn address: SocketAddress, dialer: Dialer) async throws {
+        print("LISTENING \(name) \(address)")
         fflush(nil)
         var backoff = Backoff()
         backoff.base = .milliseconds(20)
@@ -68,7 +100,7 @@ struct NodeService: Service {
         backoff.maximumAttempts = 2
         backoff.failFastPeriod = .milliseconds(200)
         let client = RPCClient(
-            dialer: TCPDialer(configuration: .defaults { $0.connectTimeout = .seconds(1) }), cores: runtime.cores,
+            dialer: dialer, cores: runtime.cores,
             configuration: .defaults {
                 $0.keepaliveInterval = .milliseconds(500)
                 $0.keepaliveAllowedMisses = 2
@@ -116,8 +148,8 @@ struct NodeService: Service {
 }
 
 /// Calls `peer` one call at a time until cancelled, flushing its figures to `stats` every ~100 ms.
-func callLoop(
-    client: RPCClient<TCPDialer>, peer: PeerAddress, stats: PeerStats, size: Int, deadline: Duration, core: isolated Core
+func callLoop<Dialer: TransportDialer>(
+    client: RPCClient<Dialer>, peer: PeerAddress, stats: PeerStats, size: Int, deadline: Duration, core: isolated Core
 ) async throws {
     let payload = Message([UInt8](repeating: 0x2a, count: size))
     var calls = 0, errors = 0

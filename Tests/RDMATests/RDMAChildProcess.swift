@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetTestSupport
 import Synchronization
 
 /// A child process running the test helper `NetRDMAChild` (built beside the test bundle), for

@@ -7,7 +7,7 @@ import Testing
 
 @Suite("RPC service suite", .timeLimit(.minutes(1)))
 struct RPCCallTests {
-    @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler", arguments: TestTransport.available)
+    @Test("Typed, raw, JSON and by-name calls return their responses; metadata and deadlines reach the handler", arguments: [TestTransport.tcp])
     func basics(over transport: TestTransport) async throws {
         let results = try await transport.withConnection { core, rpc in
             let echo = try await rpc.call(TestAPI.echo, "hello")
@@ -28,7 +28,7 @@ struct RPCCallTests {
         #expect(results.6 > 4000 && results.6 <= 5000)
     }
 
-    @Test("Concurrent calls on one connection complete out of order, each with its own response", arguments: TestTransport.available)
+    @Test("Concurrent calls on one connection complete out of order, each with its own response", arguments: [TestTransport.tcp])
     func outOfOrder(over transport: TestTransport) async throws {
         let probe = Probe()
         let order = try await transport.withConnection(probe: probe) { core, rpc in
@@ -55,12 +55,12 @@ struct RPCCallTests {
         #expect(order == [0, 1, 2, 3])
     }
 
-    @Test("Handler errors, unknown methods and one-way messages", arguments: TestTransport.available)
+    @Test("Handler errors, unknown methods and one-way messages", arguments: [TestTransport.tcp])
     func statuses(over transport: TestTransport) async throws {
         let probe = Probe()
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try transport.startServer(runtime, server: server)
+            let address = try await transport.startServer(runtime, server: server)
             let (failed, missing, after) = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core)
                 let failed = await caught { _ = try await rpc.call(TestAPI.fail, "boom") } as? RPCError
@@ -79,11 +79,15 @@ struct RPCCallTests {
         }
     }
 
-    @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled", arguments: TestTransport.available)
+    @Test("A deadline expires on both sides: the caller gets deadlineExceeded, the handler is cancelled", arguments: [TestTransport.tcp])
     func deadline(over transport: TestTransport) async throws {
         let probe = Probe()
         let error = try await transport.withConnection(probe: probe) { core, rpc in
-            let error = await caught { _ = try await rpc.call(TestAPI.hold, 30_000, options: .timeout(.milliseconds(50))) }
+            // The handler is cancelled only if it started before the deadline: warm the connection
+            // up, and give the guest's emulated clock its scale.
+            _ = try await rpc.call(TestAPI.echo, "warm")
+            let timeout = RDMATestEnvironment.scaled(.milliseconds(50))
+            let error = await caught { _ = try await rpc.call(TestAPI.hold, 30_000, options: .timeout(timeout)) }
             return error as? RPCError
         }
         #expect(error?.code == .deadlineExceeded)
@@ -91,7 +95,7 @@ struct RPCCallTests {
         #expect(probe.snapshot.cancelled == [30_000])
     }
 
-    @Test("Cancelling the caller's task sends a cancel that cancels the handler", arguments: TestTransport.available)
+    @Test("Cancelling the caller's task sends a cancel that cancels the handler", arguments: [TestTransport.tcp])
     func cancellation(over transport: TestTransport) async throws {
         let probe = Probe()
         let error = try await transport.withConnection(probe: probe) { core, rpc in
@@ -112,15 +116,14 @@ struct RPCCallTests {
         #expect(probe.snapshot.cancelled == [20_000])
     }
 
-    @Test("Callers wait for room past the in-flight limit, or fail fast when configured so")
-    func backpressure() async throws {
+    @Test("Callers wait for room past the in-flight limit, or fail fast when configured so", arguments: [TestTransport.tcp])
+    func backpressure(over transport: TestTransport) async throws {
         let probe = Probe()
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try startServer(runtime, server: server)
+            let address = try await transport.startServer(runtime, server: server)
             let (startedWhileFull, waited, failFast) = try await runtime.run(on: 0) { core in
-                let transport = try await TCPDialer().dial(address, on: core)
-                let rpc = try RPCConnection(transport, configuration: .defaults { $0.maximumConcurrentCalls = 2 })
+                let rpc = try await transport.connect(address, on: core, configuration: .defaults { $0.maximumConcurrentCalls = 2 })
                 var tasks: [Task<Int, any Error>] = []
                 for key in [1, 2, 3, 4] {
                     tasks.append(Task { _ = core; return try await rpc.call(TestAPI.hold, key) })
@@ -134,7 +137,7 @@ struct RPCCallTests {
                 for task in tasks { waited.append(try await task.value) }
                 await rpc.close()
 
-                let fast = try RPCConnection(try await TCPDialer().dial(address, on: core), configuration: .defaults {
+                let fast = try await transport.connect(address, on: core, configuration: .defaults {
                     $0.maximumConcurrentCalls = 1
                     $0.failFastWhenFull = true
                 })
@@ -152,20 +155,19 @@ struct RPCCallTests {
         }
     }
 
-    @Test("A lost connection fails every pending call at once with connectionLost")
-    func connectionLost() async throws {
+    @Test("A lost connection fails every pending call at once with connectionLost", arguments: [TestTransport.tcp])
+    func connectionLost(over transport: TestTransport) async throws {
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: Probe())])
-            let address = try startServer(runtime, server: server)
+            let address = try await transport.startServer(runtime, server: server)
             let errors = try await runtime.run(on: 0) { core in
-                let transport = try await TCPDialer().dial(address, on: core)
-                let rpc = try RPCConnection(transport)
+                let rpc = try await transport.connect(address, on: core)
                 var tasks: [Task<RPCError?, Never>] = []
                 for _ in 0..<5 {
                     tasks.append(Task { _ = core; return await caught { _ = try await rpc.call(TestAPI.hold, 30_000) } as? RPCError })
                 }
                 while rpc.pendingCount < 5 { await Task.yield() }
-                await transport.close()  // as if the network dropped it
+                await rpc.dropTransport()  // as if the network dropped it
                 var errors: [RPCError.Code?] = []
                 for task in tasks { errors.append(await task.value?.code) }
                 let later = await caught { _ = try await rpc.call(TestAPI.echo, "x") } as? RPCError

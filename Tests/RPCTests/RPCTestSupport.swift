@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import NetRDMA
 import NetRPC
 import NetRuntime
 import NetTCP
@@ -172,23 +173,56 @@ func startServer(
 /// The RPC status of an error.
 func status(_ error: (any Error)?) -> RPCError.Code? { (error as? RPCError)?.code }
 
-/// The transports the service suite runs over: TCP everywhere; RDMA joins it where a device is
-/// (the soft-RoCE guest).
+/// The transports the service suite runs over. ``RPCCallTests`` runs each test over TCP, here and
+/// everywhere; ``RPCCallRDMATests`` runs the same test functions over RDMA, on rxe0 in the
+/// soft-RoCE guest only (scripts/rdma-tests selects that suite by its name).
 enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case tcp
+    /// RDMA on rxe0's address: only where there is a device (the guest of scripts/rdma-vm).
+    case rdma
 
-    /// Those usable on this machine.
-    static var available: [TestTransport] { [.tcp] }
+    /// Whether this machine can carry it.
+    var isAvailable: Bool {
+        switch self {
+        case .tcp: true
+        case .rdma: RDMATestEnvironment.inGuest && RDMATestEnvironment.hasDevice
+        }
+    }
 
     var testDescription: String { rawValue }
 
-    /// The address servers listen on.
-    var listenAddress: SocketAddress { SocketAddress(host: "127.0.0.1", port: 0)! }
-
-    /// Serves `server` on every core of `runtime`; returns the address.
-    func startServer(_ runtime: Runtime, server: RPCServer) throws -> SocketAddress {
+    /// The address servers listen on: loopback, or rxe0's own (rdma_cm cannot route 127.0.0.1).
+    var listenAddress: SocketAddress {
         switch self {
-        case .tcp: try NetRPCTests.startServer(runtime, server: server)
+        case .tcp: SocketAddress(host: "127.0.0.1", port: 0)!
+        case .rdma: SocketAddress(host: RDMATestEnvironment.address, port: 0)!
+        }
+    }
+
+    /// RDMA connections with the guest's slower clock.
+    static var rdmaConfiguration: RDMATransport.Configuration {
+        .defaults {
+            $0.connectTimeout = RDMATestEnvironment.scaled(.seconds(3))
+            $0.closeTimeout = RDMATestEnvironment.scaled(.seconds(1))
+        }
+    }
+
+    /// Serves `server` and returns the address: over TCP on every core of `runtime`; over RDMA on
+    /// core 0 (rdma_cm has no `SO_REUSEPORT`: one listener per port).
+    func startServer(_ runtime: Runtime, server: RPCServer) async throws -> SocketAddress {
+        switch self {
+        case .tcp:
+            return try NetRPCTests.startServer(runtime, server: server)
+        case .rdma:
+            let address = listenAddress
+            return try await runtime.run(on: 0) { core in
+                let listener = try RDMAListener.bind(address, on: core, configuration: Self.rdmaConfiguration)
+                Task {
+                    _ = core
+                    try await server.serve(listener)
+                }
+                return listener.localAddress
+            }
         }
     }
 
@@ -199,7 +233,7 @@ enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible 
     ) async throws -> T {
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try startServer(runtime, server: server)
+            let address = try await startServer(runtime, server: server)
             return try await runtime.run(on: 0) { core in
                 let rpc = try await connect(address, on: core)
                 do {
@@ -218,6 +252,8 @@ enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible 
     func connect(_ address: SocketAddress, on core: Core, configuration: RPCConfiguration = .init()) async throws -> any RPCCaller {
         switch self {
         case .tcp: try RPCConnection(try await TCPDialer().dial(address, on: core), configuration: configuration)
+        case .rdma:
+            try RPCConnection(try await RDMADialer(configuration: Self.rdmaConfiguration).dial(address, on: core), configuration: configuration)
         }
     }
 }
@@ -232,6 +268,8 @@ protocol RPCCaller: AnyObject {
     ) async throws(RPCError)
     func close() async
     var pendingCount: Int { get }
+    /// Closes the transport under the connection, as if the network dropped it.
+    func dropTransport() async
 }
 
 extension RPCCaller {
@@ -243,4 +281,6 @@ extension RPCCaller {
     }
 }
 
-extension RPCConnection: RPCCaller {}
+extension RPCConnection: RPCCaller {
+    func dropTransport() async { await transport.close() }
+}
