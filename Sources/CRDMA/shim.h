@@ -63,21 +63,37 @@ static inline uint32_t crdma_wc_immediate(const struct ibv_wc *wc) {
     return ntohl(wc->imm_data);
 }
 
-/// Posts one SEND_WITH_IMM of `length` bytes at `address` (no scatter entry when `length` is 0).
-/// `immediate` is in host byte order. Returns 0 or an errno value.
-static inline int crdma_post_send_imm(struct ibv_qp *qp, uint64_t wr_id, const void *address, uint32_t length,
-                                      uint32_t lkey, uint32_t immediate, unsigned flags) {
-    struct ibv_sge sge = { .addr = (uintptr_t)address, .length = length, .lkey = lkey };
+/// Posts one SEND_WITH_IMM of the bytes of up to two segments, in order (a segment of length 0
+/// is left out; none at all for a message of no payload). `immediate` is in host byte order.
+/// Returns 0 or an errno value.
+static inline int crdma_post_send_imm2(struct ibv_qp *qp, uint64_t wr_id,
+                                       const void *address1, uint32_t length1, uint32_t lkey1,
+                                       const void *address2, uint32_t length2, uint32_t lkey2,
+                                       uint32_t immediate, unsigned flags) {
+    struct ibv_sge sges[2];
+    int count = 0;
+    if (length1 > 0) {
+        sges[count].addr = (uintptr_t)address1; sges[count].length = length1; sges[count].lkey = lkey1; count++;
+    }
+    if (length2 > 0) {
+        sges[count].addr = (uintptr_t)address2; sges[count].length = length2; sges[count].lkey = lkey2; count++;
+    }
     struct ibv_send_wr wr;
     memset(&wr, 0, sizeof wr);
     wr.wr_id = wr_id;
-    wr.sg_list = length > 0 ? &sge : NULL;
-    wr.num_sge = length > 0 ? 1 : 0;
+    wr.sg_list = count > 0 ? sges : NULL;
+    wr.num_sge = count;
     wr.opcode = IBV_WR_SEND_WITH_IMM;
     wr.send_flags = flags;
     wr.imm_data = htonl(immediate);
     struct ibv_send_wr *bad = NULL;
     return ibv_post_send(qp, &wr, &bad);
+}
+
+/// Posts one SEND_WITH_IMM of `length` bytes at `address` (no scatter entry when `length` is 0).
+static inline int crdma_post_send_imm(struct ibv_qp *qp, uint64_t wr_id, const void *address, uint32_t length,
+                                      uint32_t lkey, uint32_t immediate, unsigned flags) {
+    return crdma_post_send_imm2(qp, wr_id, address, length, lkey, NULL, 0, 0, immediate, flags);
 }
 
 /// One RDMA READ or WRITE of a chain posted by `crdma_post_rdma`.
@@ -171,7 +187,7 @@ static inline int crdma_create_qp(struct rdma_cm_id *id, struct ibv_pd *pd, stru
     attr.sq_sig_all = 0;
     attr.cap.max_send_wr = send_depth;
     attr.cap.max_recv_wr = recv_depth;
-    attr.cap.max_send_sge = 1;
+    attr.cap.max_send_sge = 2;  // a header and the payload it precedes, gathered
     attr.cap.max_recv_sge = 1;
     attr.cap.max_inline_data = max_inline;
     if (rdma_create_qp(id, pd, &attr) != 0) return -1;

@@ -65,14 +65,16 @@ extension RDMATransport {
             guard let work = inFlight[index] else { continue }
             inFlight[index] = nil
             switch work {
-            case .message, .rendezvousRead: break
+            case .message, .pair, .rendezvousRead: break
             case .memory(let bytes): device.release(bytes)
             case .batch(let batch, let bytes):
                 device.release(bytes)
                 batch.finish(error)
             }
         }
-        for bytes in lent.values { device.release(bytes) }
+        for parts in lent.values {
+            for bytes in parts { device.release(bytes) }
+        }
         lent.removeAll()
         pendingReads.removeAll()
         readTokens.removeAll()

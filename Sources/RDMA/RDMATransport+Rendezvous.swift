@@ -6,8 +6,9 @@ import NetTransport
 ///
 /// 1. The sender finds the message registered memory (in place: the slab, or its own buffer
 ///    through the registration cache; a copy only when registering is refused) and sends a
-///    small ``RendezvousRequest`` (address, length, remote key, token) as a data message, in
-///    order with the others and under the same credits.
+///    small ``RendezvousRequest`` (a token, and address, length and remote key of each of its one
+///    or two segments: a header and its payload need not be joined) as a data message, in order
+///    with the others and under the same credits.
 /// 2. The receiver takes registered memory of that length (a slab chunk, or memory registered
 ///    for it alone), RDMA-READs the message into it, and delivers it in its place in the order.
 /// 3. The receiver returns the token in a ``RendezvousDone`` (up to 16 at once), and the sender
@@ -29,36 +30,44 @@ extension RDMATransport {
 
     // MARK: Sender
 
-    /// Lends `message` to the peer: registers it (or copies it) and posts the request.
-    func postRendezvous(_ message: Message) throws(TransportError) {
-        let bytes = try device.registered(message)
+    /// Lends `head` then `body` (one message, one or two segments) to the peer: registers them
+    /// (or copies them) and posts the request.
+    func postRendezvous(_ head: Message, _ body: Message) throws(TransportError) {
+        var parts: [RegisteredBytes] = []
+        do {
+            for part in [head, body] where !part.isEmpty { parts.append(try device.registered(part)) }
+        } catch {
+            for bytes in parts { device.release(bytes) }
+            throw error
+        }
         var token = nextToken
         while lent[token] != nil { token &+= 1 }
         nextToken = token &+ 1
-        let request = RendezvousRequest(
-            address: UInt64(UInt(bitPattern: bytes.message.baseAddress)), length: bytes.message.count,
-            remoteKey: bytes.remoteKey, token: token)
+        let request = RendezvousRequest(token: token, segments: parts.map { bytes in
+            .init(address: UInt64(UInt(bitPattern: bytes.message.baseAddress)), length: bytes.message.count,
+                  remoteKey: bytes.remoteKey)
+        })
         let payload: (Message, UInt32, UInt32)
         do {
-            payload = try controlPayload(capacity: RendezvousRequest.size) { out in
-                request.encode(into: out)
-                return RendezvousRequest.size
-            }
+            payload = try controlPayload(capacity: request.size) { request.encode(into: $0) }
         } catch {
-            device.release(bytes)
+            for bytes in parts { device.release(bytes) }
             throw error
         }
-        lent[token] = bytes
+        lent[token] = parts
         do {
             try postSend(.rendezvous, payload: payload.0, localKey: payload.1, flags: payload.2)
         } catch {
             lent.removeValue(forKey: token)
-            device.release(bytes)
+            for bytes in parts { device.release(bytes) }
             throw error
         }
         statistics.messagesSent += 1
         statistics.rendezvousSends += 1
-        if bytes.message.backingStorage === message.backingStorage {
+        let inPlace = zip([head, body].filter { !$0.isEmpty }, parts).allSatisfy { original, bytes in
+            bytes.message.backingStorage === original.backingStorage
+        }
+        if inPlace {
             statistics.zeroCopySends += 1
         } else {
             statistics.copiedSends += 1
@@ -68,10 +77,10 @@ extension RDMATransport {
     /// The peer has read the messages of `tokens`: their memory goes.
     func rendezvousDone(_ tokens: [UInt32]) throws(TransportError) {
         for token in tokens {
-            guard let bytes = lent.removeValue(forKey: token) else {
+            guard let parts = lent.removeValue(forKey: token) else {
                 throw TransportError(.protocolViolation, "a rendezvous done for token \(token), which was never lent")
             }
-            device.release(bytes)
+            for bytes in parts { device.release(bytes) }
         }
         if lent.isEmpty { senders.signalAll() } // a graceful close waits for this
     }
@@ -93,10 +102,12 @@ extension RDMATransport {
         pendingReads.append(read)
     }
 
-    /// Posts waiting READs while the send queue has room. Memory that cannot be had ends the
+    /// Posts waiting READs while the send queue has room: one per segment, into consecutive
+    /// bytes of one buffer, linked, the last signaled. Memory that cannot be had ends the
     /// connection (with the error, which names RLIMIT_MEMLOCK when that is why).
     func postQueuedReads() {
-        while let read = pendingReads.first, signals.canPost, failure == nil {
+        while let read = pendingReads.first, failure == nil,
+              signals.inFlight + read.request.segments.count <= signals.queueDepth {
             pendingReads.removeFirst()
             let request = read.request
             let storage: BufferStorage, localKey: UInt32
@@ -107,19 +118,27 @@ extension RDMATransport {
                 return
             }
             read.message = Message(storage: storage, offset: 0, count: request.length)
-            let (sequence, _) = signals.post(forceSignal: true)
-            statistics.signaledSends += 1
-            var op = crdma_rdma_op(
-                wr_id: WorkRequestID.send(connection: number, sequence: sequence).raw,
-                local_address: UInt64(UInt(bitPattern: storage.base)), remote_address: request.address,
-                length: UInt32(request.length), local_key: localKey, remote_key: request.remoteKey,
-                is_write: 0, flags: CRDMA_SEND_SIGNALED)
-            let status = crdma_post_rdma(queuePair, &op, 1)
+            var operations: [crdma_rdma_op] = []
+            var offset = 0
+            var lastSequence: UInt64 = 0
+            for (index, segment) in request.segments.enumerated() {
+                let last = index == request.segments.count - 1
+                let (sequence, signaled) = signals.post(forceSignal: last)
+                if signaled { statistics.signaledSends += 1 }
+                lastSequence = sequence
+                operations.append(crdma_rdma_op(
+                    wr_id: WorkRequestID.send(connection: number, sequence: sequence).raw,
+                    local_address: UInt64(UInt(bitPattern: storage.base + offset)), remote_address: segment.address,
+                    length: UInt32(segment.length), local_key: localKey, remote_key: segment.remoteKey,
+                    is_write: 0, flags: signaled ? CRDMA_SEND_SIGNALED : 0))
+                offset += segment.length
+            }
+            inFlight[slot(of: lastSequence)] = .rendezvousRead(read)
+            let status = crdma_post_rdma(queuePair, operations, Int32(operations.count))
             guard status == 0 else {
                 fail(verbsError(.connectionReset, "ibv_post_send (RDMA READ)", errno: status))
                 return
             }
-            inFlight[slot(of: sequence)] = .rendezvousRead(read)
         }
     }
 

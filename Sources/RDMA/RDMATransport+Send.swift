@@ -10,16 +10,24 @@ extension RDMATransport {
     ///   out, or why the connection ended; `CancellationError` if cancelled while waiting (the
     ///   message is then not sent).
     public func send(_ message: Message) async throws {
+        try await send(message, Message())
+    }
+
+    /// Sends `head` then `body` as one message, gathered without a copy: one SEND of two
+    /// segments when both lie in registered memory (or the whole fits inline), or a rendezvous
+    /// of two segments that the peer reads into one buffer. Throws as ``send(_:)``.
+    public func send(_ head: Message, _ body: Message) async throws {
         try checkOpen()
-        guard message.count > 0 else { throw TransportError(.malformedFrame, "an empty message") }
-        guard message.count <= maximumSendSize else {
-            throw TransportError(.frameTooLarge, "a message of \(message.count) bytes, above the maximum of \(maximumSendSize)")
+        let count = head.count + body.count
+        guard count > 0 else { throw TransportError(.malformedFrame, "an empty message") }
+        guard count <= maximumSendSize else {
+            throw TransportError(.frameTooLarge, "a message of \(count) bytes, above the maximum of \(maximumSendSize)")
         }
         if pending.isEmpty && readTokens.isEmpty && canPostData {
-            try postData(message)
+            try postData(head, body)
             return
         }
-        let entry = PendingSend(message)
+        let entry = PendingSend(head, body)
         pending.append(entry)
         statistics.sendsDelayed += 1
         while case .queued = entry.state {
@@ -50,7 +58,7 @@ extension RDMATransport {
         while let entry = pending.first, canPostData, failure == nil {
             pending.removeFirst()
             do {
-                try postData(entry.message)
+                try postData(entry.head, entry.body)
                 entry.state = .posted
             } catch {
                 entry.state = .failed(error)
@@ -61,36 +69,47 @@ extension RDMATransport {
         returnCreditsIfDue()
     }
 
-    /// Posts one data message (eagerly, or by rendezvous above the peer's receive buffer),
-    /// returning in its immediate data every credit waiting to go back.
-    func postData(_ message: Message) throws(TransportError) {
-        if message.count > eagerLimit {
-            try postRendezvous(message)
+    /// Posts one data message of `head` then `body` (eagerly, or by rendezvous above the peer's
+    /// receive buffer), returning in its immediate data every credit waiting to go back.
+    func postData(_ head: Message, _ body: Message) throws(TransportError) {
+        let count = head.count + body.count
+        if count > eagerLimit {
+            try postRendezvous(head, body)
             return
         }
         // Find (or make) registered memory before any bookkeeping, so a failure changes nothing.
-        let payload: Message
-        var localKey: UInt32 = 0
-        var flags: UInt32 = 0
-        if message.count <= inlineLimit {
-            payload = message
-            flags |= CRDMA_SEND_INLINE
+        if count <= inlineLimit {
+            try postSend(.data, head, 0, body, 0, flags: CRDMA_SEND_INLINE)
             statistics.inlineSends += 1
-        } else if let base = message.baseAddress, let key = device.slab.localKey(for: base, count: message.count) {
-            payload = message
-            localKey = key
+        } else if let headKey = slabKey(head), let bodyKey = slabKey(body) {
+            try postSend(.data, head, headKey, body, bodyKey, flags: 0)
             statistics.zeroCopySends += 1
         } else {
-            (payload, localKey) = try copyIntoRegisteredMemory(message)
+            let (payload, localKey) = try copyIntoRegisteredMemory(head, body)
+            try postSend(.data, payload, localKey, Message(), 0, flags: 0)
             statistics.copiedSends += 1
         }
-        try postSend(.data, payload: payload, localKey: localKey, flags: flags)
         statistics.messagesSent += 1
+    }
+
+    /// The local key of the slab region holding `message` (0 for an empty one), or `nil` when it
+    /// does not lie in the core's slab.
+    private func slabKey(_ message: Message) -> UInt32? {
+        guard !message.isEmpty else { return 0 }
+        guard let base = message.baseAddress else { return nil }
+        return device.slab.localKey(for: base, count: message.count)
     }
 
     /// Posts one SEND of `kind` (a data-credit message: data, rendezvous or done) carrying the
     /// credits owed; `payload` is kept until the send completes unless it went inline.
     func postSend(_ kind: ImmediateData.Kind, payload: Message, localKey: UInt32, flags: UInt32) throws(TransportError) {
+        try postSend(kind, payload, localKey, Message(), 0, flags: flags)
+    }
+
+    /// Posts one SEND of `kind` gathering `first` then `second` (which may be empty), carrying
+    /// the credits owed; both are kept until the send completes unless it went inline.
+    func postSend(_ kind: ImmediateData.Kind, _ first: Message, _ firstKey: UInt32, _ second: Message, _ secondKey: UInt32,
+                  flags: UInt32) throws(TransportError) {
         var flags = flags
         let credits = ignoresCreditsForTesting && !flow.canSendData ? flow.creditReturnSent() : flow.dataSent()
         let (sequence, signaled) = signals.post()
@@ -99,18 +118,19 @@ extension RDMATransport {
             statistics.signaledSends += 1
         }
         let immediate = ImmediateData(kind: kind, credits: credits).raw
-        let status = crdma_post_send_imm(
-            queuePair, WorkRequestID.send(connection: number, sequence: sequence).raw, payload.baseAddress,
-            UInt32(payload.count), localKey, immediate, flags)
+        let status = crdma_post_send_imm2(
+            queuePair, WorkRequestID.send(connection: number, sequence: sequence).raw,
+            first.baseAddress, UInt32(first.count), firstKey, second.baseAddress, UInt32(second.count), secondKey,
+            immediate, flags)
         guard status == 0 else {
             let error = verbsError(.connectionReset, "ibv_post_send", errno: status)
             fail(error)
             throw error
         }
         // Inline data was copied by the post; anything else is read by the device until the send
-        // completes, so the message (and its memory) is kept until then.
+        // completes, so the messages (and their memory) are kept until then.
         if flags & CRDMA_SEND_INLINE == 0 {
-            inFlight[slot(of: sequence)] = .message(payload)
+            inFlight[slot(of: sequence)] = second.isEmpty ? .message(first) : .pair(first, second)
         }
     }
 
@@ -131,25 +151,17 @@ extension RDMATransport {
     @inline(__always)
     func slot(of sequence: UInt64) -> Int { Int(sequence % UInt64(inFlight.count)) }
 
-    /// A copy of `message` in a chunk of the registered slab, released with the message.
-    private func copyIntoRegisteredMemory(_ message: Message) throws(TransportError) -> (Message, UInt32) {
-        let slab = device.slab
-        let chunk: SlabAllocator.Chunk?
-        do {
-            chunk = try slab.allocate(message.count)
-        } catch let error as TransportError {
-            throw error
-        } catch {
-            throw TransportError(.resourceExhausted, "registering memory failed: \(error)")
+    /// A copy of `head` then `body` in registered memory, released with the message.
+    private func copyIntoRegisteredMemory(_ head: Message, _ body: Message) throws(TransportError) -> (Message, UInt32) {
+        let count = head.count + body.count
+        let (storage, localKey, _) = try device.allocateRegistered(count)
+        head.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { storage.base.copyMemory(from: base, byteCount: bytes.count) }
         }
-        guard let chunk else {
-            throw TransportError(.resourceExhausted, "no registered memory free for a \(message.count)-byte message")
+        body.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { (storage.base + head.count).copyMemory(from: base, byteCount: bytes.count) }
         }
-        message.withUnsafeBytes { bytes in
-            chunk.base.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) // '!': count > 0
-        }
-        let storage = BufferStorage(wrapping: chunk.base, capacity: chunk.size) { slab.free(chunk) }
-        return (Message(storage: storage, offset: 0, count: message.count), chunk.localKey)
+        return (Message(storage: storage, offset: 0, count: count), localKey)
     }
 
     /// Handles the completion of a send-queue work request: a signaled one retires it and every
@@ -180,7 +192,7 @@ extension RDMATransport {
     /// A work request is done: release what it held, finish what waited for it.
     func retire(_ work: InFlightWork) {
         switch work {
-        case .message:
+        case .message, .pair:
             break
         case .memory(let bytes):
             device.release(bytes)

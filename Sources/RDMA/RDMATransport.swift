@@ -65,8 +65,9 @@ public final class RDMATransport: Transport {
     let senders: CoreWaitQueue
 
     // Rendezvous (RDMATransport+Rendezvous.swift).
-    /// Our large messages the peer is reading, by token, until its done message.
-    var lent: [UInt32: RegisteredBytes] = [:]
+    /// Our large messages the peer is reading (one or two segments each), by token, until its
+    /// done message.
+    var lent: [UInt32: [RegisteredBytes]] = [:]
     var nextToken: UInt32 = 0
     /// The peer's large messages to read, waiting for a send-queue slot.
     var pendingReads = Deque<IncomingRead>()
@@ -140,6 +141,8 @@ public final class RDMATransport: Transport {
     enum InFlightWork {
         /// Memory a SEND reads (dropped when it completes).
         case message(Message)
+        /// The two segments a gathering SEND reads.
+        case pair(Message, Message)
         /// Memory a one-sided operation of a batch reads or writes (released when it completes).
         case memory(RegisteredBytes)
         /// The READ of a rendezvous message: the message is whole when it completes.
@@ -159,9 +162,13 @@ public final class RDMATransport: Transport {
     /// A send waiting for a credit or a send-queue slot.
     final class PendingSend {
         enum State { case queued, posted, failed(TransportError) }
-        let message: Message
+        let head: Message
+        let body: Message
         var state = State.queued
-        init(_ message: Message) { self.message = message }
+        init(_ head: Message, _ body: Message) {
+            self.head = head
+            self.body = body
+        }
     }
 
     /// Creates the queue pair on `id` (whose address and route are resolved, or which came with a

@@ -68,6 +68,45 @@ struct RDMARendezvousTests {
         }
     }
 
+    @Test("send(head, body) gathers both without a copy: one SEND of two segments, or a rendezvous of two segments")
+    func gathered() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let (client, server, listener) = try await connectedPair(on: core)
+                func registered(_ bytes: [UInt8]) -> Message {
+                    var buffer = client.allocateBuffer(capacity: bytes.count)
+                    buffer.append(contentsOf: bytes)
+                    return buffer.freeze()
+                }
+                let head = payload(sender: 7, sequence: 0, size: 24)
+                var whole = 0
+                // Eager (two SGEs), inline (both parts fit), rendezvous (two segments read into one buffer).
+                for size in [4_000, 50, 500_000] {
+                    let body = payload(sender: 7, sequence: size, size: size)
+                    try await client.send(registered(head), registered(body))
+                    if try await server.recv().bytes == head + body { whole += 1 }
+                }
+                let copiesBefore = client.statistics.copiedSends
+                // A part in plain memory: copied, both parts, into one registered buffer.
+                let body = payload(sender: 8, sequence: 1, size: 3_000)
+                try await client.send(Message(head), registered(body))
+                let copiedWhole = try await server.recv().bytes == head + body
+                let stats = client.statistics
+                await client.close()
+                await server.close()
+                await listener.close()
+                return ["whole": whole, "copiesBefore": copiesBefore, "copies": stats.copiedSends,
+                        "copiedWhole": copiedWhole ? 1 : 0, "rendezvous": stats.rendezvousSends, "inline": stats.inlineSends]
+            }
+            #expect(result["whole"] == 3)
+            #expect(result["copiesBefore"] == 0)
+            #expect(result["copies"] == 1)
+            #expect(result["copiedWhole"] == 1)
+            #expect(result["rendezvous"] == 1)
+            #expect(result["inline"] == 1)
+        }
+    }
+
     @Test("A large message from a foreign buffer is registered once, however often it is sent (registration cache)")
     func registrationCache() async throws {
         try await withRuntime { runtime in

@@ -92,18 +92,28 @@ struct RDMAWireFormatTests {
         #expect(handshake.rendezvous)
     }
 
-    @Test("A rendezvous request is 20 bytes, big-endian, and round-trips; other sizes and a zero length are refused")
+    @Test("A rendezvous request is a token and 1 or 2 segments of 16 bytes, big-endian, and round-trips; other sizes and empty segments are refused")
     func rendezvousRequest() {
-        let request = RendezvousRequest(address: 0x0102_0304_0506_0708, length: 1 << 20, remoteKey: 0xAABB_CCDD, token: 7)
-        var bytes = [UInt8](repeating: 0, count: RendezvousRequest.size)
-        bytes.withUnsafeMutableBytes { request.encode(into: $0.baseAddress!) }
-        #expect(Array(bytes[0..<8]) == [1, 2, 3, 4, 5, 6, 7, 8])
-        #expect(Array(bytes[8..<12]) == [0, 0x10, 0, 0])
-        #expect(bytes.withUnsafeBytes { RendezvousRequest(parsing: $0) } == request)
-        #expect(Array(bytes.prefix(19)).withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
-        #expect((bytes + [0]).withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
+        let one = RendezvousRequest(token: 7, segments: [.init(address: 0x0102_0304_0506_0708, length: 1 << 20, remoteKey: 0xAABB_CCDD)])
+        var bytes = [UInt8](repeating: 0, count: one.size)
+        _ = bytes.withUnsafeMutableBytes { one.encode(into: $0.baseAddress!) }
+        #expect(bytes.count == 20)
+        #expect(Array(bytes[0..<4]) == [0, 0, 0, 7])
+        #expect(Array(bytes[4..<12]) == [1, 2, 3, 4, 5, 6, 7, 8])
+        #expect(Array(bytes[12..<16]) == [0, 0x10, 0, 0])
+        #expect(bytes.withUnsafeBytes { RendezvousRequest(parsing: $0) } == one)
+        let two = RendezvousRequest(token: 9, segments: [.init(address: 0x1000, length: 24, remoteKey: 1),
+                                                         .init(address: 0x9000, length: 1 << 20, remoteKey: 2)])
+        var twoBytes = [UInt8](repeating: 0, count: two.size)
+        _ = twoBytes.withUnsafeMutableBytes { two.encode(into: $0.baseAddress!) }
+        #expect(twoBytes.count == RendezvousRequest.maximumSize)
+        #expect(twoBytes.withUnsafeBytes { RendezvousRequest(parsing: $0) } == two)
+        #expect(two.length == 24 + (1 << 20))
+        for size in [0, 4, 19, 21, 35, 52] {
+            #expect([UInt8](repeating: 1, count: size).withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
+        }
         var zero = bytes
-        zero[8...11] = [0, 0, 0, 0]
+        zero[12...15] = [0, 0, 0, 0]
         #expect(zero.withUnsafeBytes { RendezvousRequest(parsing: $0) } == nil)
     }
 

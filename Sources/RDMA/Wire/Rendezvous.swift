@@ -1,45 +1,81 @@
 /// The payload of a ``ImmediateData/Kind/rendezvous`` message: where the receiver reads a large
-/// message from. Sent inline; parsed here with every field checked (it comes from the peer).
+/// message from, in one or two segments (a protocol header and the payload it precedes, sent
+/// without joining them). Sent inline; parsed here with every field checked (it comes from the
+/// peer).
 ///
-/// Layout, 20 bytes, big-endian: address (8), length (4), remote key (4), token (4). The token
-/// names the message in the ``RendezvousDone`` that lets the sender release its memory.
+/// Layout, big-endian: token (4), then per segment address (8), length (4), remote key (4): 20
+/// bytes for one segment, 36 for two. The token names the message in the ``RendezvousDone`` that
+/// lets the sender release its memory; the message is the segments' bytes in order.
 public struct RendezvousRequest: Hashable, Sendable {
-    /// Encoded size.
-    public static let size = 20
+    /// One piece of the message in the sender's memory.
+    public struct Segment: Hashable, Sendable {
+        /// Where it lies.
+        public var address: UInt64
+        /// Its length in bytes (at least 1).
+        public var length: Int
+        /// The remote key of the sender's registration of it.
+        public var remoteKey: UInt32
 
-    /// Where the message lies in the sender's memory.
-    public var address: UInt64
-    /// Its length in bytes.
-    public var length: Int
-    /// The remote key of the sender's registration of it.
-    public var remoteKey: UInt32
-    /// The sender's name for it.
+        /// A segment.
+        public init(address: UInt64, length: Int, remoteKey: UInt32) {
+            self.address = address
+            self.length = length
+            self.remoteKey = remoteKey
+        }
+    }
+
+    /// Segments a request carries at most.
+    public static let maximumSegments = 2
+    /// Encoded size of a request of the most segments.
+    public static let maximumSize = 4 + 16 * maximumSegments
+
+    /// The sender's name for the message.
     public var token: UInt32
+    /// Its pieces, in order (1 or 2).
+    public var segments: [Segment]
 
     /// A request.
-    public init(address: UInt64, length: Int, remoteKey: UInt32, token: UInt32) {
-        self.address = address
-        self.length = length
-        self.remoteKey = remoteKey
+    public init(token: UInt32, segments: [Segment]) {
         self.token = token
+        self.segments = segments
     }
 
-    /// Writes the encoded request to `out` (at least ``size`` bytes).
-    public func encode(into out: UnsafeMutableRawPointer) {
-        out.storeBytes(of: address.bigEndian, toByteOffset: 0, as: UInt64.self)
-        out.storeBytes(of: UInt32(clamping: length).bigEndian, toByteOffset: 8, as: UInt32.self)
-        out.storeBytes(of: remoteKey.bigEndian, toByteOffset: 12, as: UInt32.self)
-        out.storeBytes(of: token.bigEndian, toByteOffset: 16, as: UInt32.self)
+    /// The message's length: its segments' total.
+    public var length: Int { segments.reduce(0) { $0 + $1.length } }
+
+    /// Encoded size.
+    public var size: Int { 4 + 16 * segments.count }
+
+    /// Writes the encoded request to `out` (at least ``size`` bytes); returns ``size``.
+    @discardableResult
+    public func encode(into out: UnsafeMutableRawPointer) -> Int {
+        out.storeBytes(of: token.bigEndian, toByteOffset: 0, as: UInt32.self)
+        for (index, segment) in segments.enumerated() {
+            let at = 4 + 16 * index
+            out.storeBytes(of: segment.address.bigEndian, toByteOffset: at, as: UInt64.self)
+            out.storeBytes(of: UInt32(clamping: segment.length).bigEndian, toByteOffset: at + 8, as: UInt32.self)
+            out.storeBytes(of: segment.remoteKey.bigEndian, toByteOffset: at + 12, as: UInt32.self)
+        }
+        return size
     }
 
-    /// Parses a request; `nil` unless it is exactly ``size`` bytes with a length of at least 1.
+    /// Parses a request; `nil` unless it is a token and 1 or 2 whole segments, each of at least
+    /// one byte.
     public init?(parsing raw: UnsafeRawBufferPointer) {
-        guard raw.count == Self.size else { return nil }
-        address = UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
-        length = Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-        remoteKey = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
-        token = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
-        guard length >= 1 else { return nil }
+        guard raw.count >= 20, (raw.count - 4) % 16 == 0 else { return nil }
+        let count = (raw.count - 4) / 16
+        guard count <= Self.maximumSegments else { return nil }
+        token = UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        segments = []
+        for index in 0..<count {
+            let at = 4 + 16 * index
+            let segment = Segment(
+                address: UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: at, as: UInt64.self)),
+                length: Int(UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 8, as: UInt32.self))),
+                remoteKey: UInt32(bigEndian: raw.loadUnaligned(fromByteOffset: at + 12, as: UInt32.self)))
+            guard segment.length >= 1 else { return nil }
+            segments.append(segment)
+        }
     }
 }
 
