@@ -26,33 +26,12 @@ final class ChildProcess: Sendable {
     }
 
     /// The helper's path.
-    static var helper: String {
-        var path = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &path, 4095)
-        let exe = String(decoding: path[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/NetRDMAChild"
-    }
+    static var helper: String { builtProgram("NetRDMAChild") }
 
     /// Starts `argv` (argv[0] is the program's path) with its standard output to a pipe.
     static func spawn(_ argv: [String], port: Int = 0) throws -> ChildProcess {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw ChildError("pipe: errno \(errno)") }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        var pid: pid_t = 0
-        let cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for argument in cArguments { free(argument) } }
-        let rc = posix_spawn(&pid, argv[0], &actions, nil, cArguments, environ)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            throw ChildError("posix_spawn \(argv[0]): \(rc)")
-        }
-        return ChildProcess(pid: pid, output: fds[0], port: port)
+        let child = try spawnProcess(argv)
+        return ChildProcess(pid: child.pid, output: child.output, port: port)
     }
 
     /// An echo server on rxe0's address, once it listens.
@@ -81,13 +60,7 @@ final class ChildProcess: Sendable {
 
     /// Reads its output to the end and waits for it: (output, exit status).
     func finish() -> (String, Int32) {
-        var text: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(output, &buffer, buffer.count)
-            if n > 0 { text += buffer[..<n] } else if n == 0 || errno != EINTR { break }
-        }
-        return (String(decoding: text, as: UTF8.self), reap())
+        (readToEnd(dup(output)), reap())
     }
 
     /// Kills and reaps the child, once.
@@ -99,14 +72,14 @@ final class ChildProcess: Sendable {
     private func reap() -> Int32 {
         reaped.withLock { status in
             if let status { return status }
-            var raw: Int32 = 0
-            while waitpid(pid, &raw, 0) < 0 && errno == EINTR {}
-            status = raw
-            return raw
+            let exit = waitForExit(pid)
+            status = exit
+            return exit
         }
     }
 }
 
+/// A child that did not behave.
 struct ChildError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -30,30 +30,11 @@ struct PythonClientTests {
         }
     }
 
-    /// Starts a program (posix_spawn: Foundation's Process is not used in tests) with its
-    /// standard output on a pipe; returns its pid and the pipe's read end (non-blocking).
+    /// Starts a program with its standard output on a pipe, made non-blocking for the ring.
     static func spawn(_ arguments: [String]) throws -> (pid: pid_t, output: Int32) {
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else { throw SpawnFailed(code: errno) }
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        // Close-on-exec for both ends (dup2 in the child clears it on its stdout), so a program a
-        // parallel test spawns cannot hold the write end open and delay our end of file.
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        var pid: pid_t = 0
-        let argv = arguments.map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
-        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
-        close(fds[1])
-        guard rc == 0 else {
-            close(fds[0])
-            throw SpawnFailed(code: rc)
-        }
-        return (pid, fds[0])
+        let child = try spawnProcess(arguments)
+        _ = fcntl(child.output, F_SETFL, fcntl(child.output, F_GETFL) | O_NONBLOCK)
+        return child
     }
 
     /// Waits for the program to exit without blocking a thread or polling: its output pipe
@@ -71,10 +52,6 @@ struct PythonClientTests {
                 if n > 0 { _ = write(1, buffer.baseAddress, n) }  // the client's lines, for the log
             }
         }
-        var status: Int32 = 0
-        waitpid(child.pid, &status, 0)  // it has exited: this returns at once
-        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return waitForExit(child.pid)  // it has exited: this returns at once
     }
 }
-
-struct SpawnFailed: Error { var code: Int32 }
