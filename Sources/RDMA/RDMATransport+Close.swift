@@ -76,6 +76,8 @@ extension RDMATransport {
             for bytes in parts { device.release(bytes) }
         }
         lent.removeAll()
+        // Requests never read still hold their receive buffers: no message will give them back.
+        for read in pendingReads where read.message == nil { device.slab.free(slots[read.slot]) }
         pendingReads.removeAll()
         readTokens.removeAll()
         early.removeAll()

@@ -105,9 +105,7 @@ extension RDMATransport {
             }
             statistics.messagesReceived += 1
             // The message refers to the receive buffer itself; releasing it reposts the buffer.
-            let storage = BufferStorage(wrapping: slots[slot].base, capacity: completion.byteLength) { [self] in
-                released(slot: slot)
-            }
+            let storage = BufferStorage(wrapping: slots[slot].base, capacity: completion.byteLength, onRelease: releaser(of: slot))
             ready.append(.message(Message(storage: storage, offset: 0, count: completion.byteLength)))
             receivers.signalOne()
         case .rendezvous, .rendezvousDone:
@@ -115,14 +113,18 @@ extension RDMATransport {
                 fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))
                 return
             }
-            // A small control payload: parsed from the receive buffer, which goes back at once.
+            // A small control payload, parsed from the receive buffer. A done message's buffer
+            // goes back at once; a rendezvous request's stays with its message until the
+            // application lets it go, so large messages are held back by credits as eager ones.
             let payload = UnsafeRawBufferPointer(start: slots[slot].base, count: completion.byteLength)
             do throws(TransportError) {
                 if immediate.kind == .rendezvous {
                     guard let request = RendezvousRequest(parsing: payload) else {
                         throw TransportError(.protocolViolation, "a malformed rendezvous request (\(completion.byteLength) bytes)")
                     }
-                    try rendezvousRequested(request)
+                    try rendezvousRequested(request, slot: slot)
+                    postQueued()
+                    return
                 } else {
                     guard let tokens = RendezvousDone.parse(payload) else {
                         throw TransportError(.protocolViolation, "a malformed rendezvous done (\(completion.byteLength) bytes)")
@@ -136,6 +138,15 @@ extension RDMATransport {
             repost(slot: slot)
         }
         postQueued()
+    }
+
+    /// What runs when the last message over `slot`'s buffer goes. It holds the connection weakly:
+    /// a message the application keeps must not keep a dropped connection alive; the chunk then
+    /// goes straight back to the slab.
+    func releaser(of slot: Int) -> () -> Void {
+        { [weak self, slab = device.slab, chunk = slots[slot]] in
+            if let self { self.released(slot: slot) } else { slab.free(chunk) }
+        }
     }
 
     /// The last message over `slot`'s buffer is gone: post it again (or, once the connection is

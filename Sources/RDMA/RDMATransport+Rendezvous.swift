@@ -19,12 +19,15 @@ extension RDMATransport {
     /// A rendezvous message being read.
     final class IncomingRead {
         let request: RendezvousRequest
+        /// The receive slot its request came in, held (with its credit) until the message goes.
+        let slot: Int
         /// The message once read.
         var message: Message?
         var isComplete = false
 
-        init(_ request: RendezvousRequest) {
+        init(_ request: RendezvousRequest, slot: Int) {
             self.request = request
+            self.slot = slot
         }
     }
 
@@ -87,9 +90,9 @@ extension RDMATransport {
 
     // MARK: Receiver
 
-    /// A rendezvous request arrived (its receive buffer is already reposted): the message takes
-    /// its place in the order and is read as soon as the send queue has room.
-    func rendezvousRequested(_ request: RendezvousRequest) throws(TransportError) {
+    /// A rendezvous request arrived in `slot`: the message takes its place in the order and is
+    /// read as soon as the send queue has room. The slot is posted again when the message goes.
+    func rendezvousRequested(_ request: RendezvousRequest, slot: Int) throws(TransportError) {
         guard readDepth > 0 else {
             throw TransportError(.protocolViolation, "a rendezvous message, which this side did not offer")
         }
@@ -97,7 +100,7 @@ extension RDMATransport {
             throw TransportError(.protocolViolation,
                                  "a rendezvous message of \(request.length) bytes, above the maximum of \(configuration.maximumMessageSize)")
         }
-        let read = IncomingRead(request)
+        let read = IncomingRead(request, slot: slot)
         ready.append(.read(read))
         pendingReads.append(read)
     }
@@ -117,7 +120,13 @@ extension RDMATransport {
                 fail(error)
                 return
             }
-            read.message = Message(storage: storage, offset: 0, count: request.length)
+            // The message's storage holds the memory read into, and gives the request's receive
+            // slot back when the application lets the message go.
+            let release = releaser(of: read.slot)
+            let outer = BufferStorage(wrapping: storage.base, capacity: request.length) {
+                withExtendedLifetime(storage) { release() }
+            }
+            read.message = Message(storage: outer, offset: 0, count: request.length)
             var operations: [crdma_rdma_op] = []
             var offset = 0
             var lastSequence: UInt64 = 0

@@ -107,6 +107,39 @@ struct RDMARendezvousTests {
         }
     }
 
+    @Test("Large messages the receiver holds stop the sender by credits, as eager ones do, and flow again when released")
+    func backpressure() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let small = scaledConfiguration { $0.receiveDepth = 8; $0.creditReturnBatch = 2 }
+                let (client, server, listener) = try await connectedPair(on: core, client: small, server: small)
+                let total = 30
+                let sending = Task {
+                    _ = core
+                    for i in 0..<total { try await client.send(Message(payload(sender: 11, sequence: i, size: 100_000))) }
+                }
+                // Nothing taken: the client stops once the server holds its 8 data credits' worth.
+                let stalled = try await waitUntil(core) { server.queuedReceives == 8 && client.queuedSends == 1 }
+                var held: [Message] = []
+                var inOrder = 0
+                for i in 0..<total {
+                    let message = try await server.recv()
+                    if header(message).sequence == i && message.count == 100_000 { inOrder += 1 }
+                    held.append(message)
+                    if held.count == 8 { held.removeAll() }
+                }
+                try await sending.value
+                await client.close()
+                await server.close()
+                await listener.close()
+                return ["stalled": stalled ? 1 : 0, "inOrder": inOrder, "rendezvous": client.statistics.rendezvousSends]
+            }
+            #expect(result["stalled"] == 1)
+            #expect(result["inOrder"] == 30)
+            #expect(result["rendezvous"] == 30)
+        }
+    }
+
     @Test("A large message from a foreign buffer is registered once, however often it is sent (registration cache)")
     func registrationCache() async throws {
         try await withRuntime { runtime in
