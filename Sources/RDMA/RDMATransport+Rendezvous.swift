@@ -177,4 +177,16 @@ extension RDMATransport {
             statistics.doneMessagesSent += 1
         }
     }
+
+    // MARK: Tests
+
+    /// Test hook: posts a message of `kind` with `payload` as it is (inline), to check how the
+    /// peer takes a malformed or forged control message.
+    func sendControlForTesting(_ kind: ImmediateData.Kind, _ payload: [UInt8]) throws(TransportError) {
+        let message = try controlPayload(capacity: max(payload.count, 1)) { out in
+            out.copyMemory(from: payload, byteCount: payload.count)
+            return payload.count
+        }
+        try postSend(kind, payload: message.0, localKey: message.1, flags: message.2)
+    }
 }

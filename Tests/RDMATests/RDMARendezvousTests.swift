@@ -140,6 +140,31 @@ struct RDMARendezvousTests {
         }
     }
 
+    @Test("Forged rendezvous messages are protocol violations that close the connection: malformed, above the maximum, an unknown token",
+          arguments: ["malformed", "aboveMaximum", "unknownToken"])
+    func forged(kind: String) async throws {
+        try await withRuntime { runtime in
+            let code = try await runtime.run(on: 0) { core -> TransportError.Code? in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let request = RendezvousRequest(token: 1, segments: [
+                    .init(address: 0x1000, length: server.configuration.maximumMessageSize + 1, remoteKey: 1)])
+                var bytes = [UInt8](repeating: 0, count: request.size)
+                _ = bytes.withUnsafeMutableBytes { request.encode(into: $0.baseAddress!) }
+                switch kind {
+                case "malformed": try client.sendControlForTesting(.rendezvous, Array(bytes.prefix(21)))
+                case "aboveMaximum": try client.sendControlForTesting(.rendezvous, bytes)
+                default: try client.sendControlForTesting(.rendezvousDone, [0, 0, 0, 42])
+                }
+                let error = await caught { _ = try await server.recv() }
+                await client.close()
+                await server.close()
+                await listener.close()
+                return (error as? TransportError)?.code
+            }
+            #expect(code == .protocolViolation)
+        }
+    }
+
     @Test("A large message from a foreign buffer is registered once, however often it is sent (registration cache)")
     func registrationCache() async throws {
         try await withRuntime { runtime in
