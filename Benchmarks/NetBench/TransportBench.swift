@@ -8,8 +8,7 @@ enum TransportEcho {
     static func serve<Listener: TransportListener>(_ listener: Listener, on core: isolated Core) async throws {
         while true {
             let connection = try await listener.accept()
-            Task {
-                _ = core
+            try core.spawn {
                 do { while true { try await connection.send(try await connection.recv()) } } catch {}
                 await connection.close()
             }

@@ -79,10 +79,7 @@ struct NodeService: Service {
             let address = self.address
             let listening = try await runtime.run(on: 0) { core in
                 let listener = try RDMAListener.bind(address, on: core)
-                Task {
-                    _ = core
-                    try await server.serve(listener)
-                }
+                try core.spawn { try? await server.serve(listener) }
                 return listener.localAddress
             }
             try await run(server, listeningOn: listening, dialer: RDMADialer())
