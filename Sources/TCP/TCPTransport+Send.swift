@@ -7,9 +7,10 @@ public import NetTransport
 extension TCPTransport {
     /// Sends `message` as one frame. See ``TCPTransport`` for the queueing and coalescing rules.
     ///
-    /// Returns once the frame is queued: the connection's writer task writes it, together with
-    /// every frame queued before it runs (a task that receives and sends in a loop thus has its
-    /// replies leave in one vectored send per read).
+    /// Returns once the frame is queued. The core writes it at the end of its turn, together with
+    /// every frame sent during the turn, in one non-blocking vectored send (a task that receives
+    /// and sends in a loop thus has its replies leave in one send per read); what the socket
+    /// cannot take at once is written by the connection's writer task as room appears.
     ///
     /// - Throws: ``TransportError`` `.malformedFrame` for an empty message, `.frameTooLarge` above
     ///   `maximumFrameSize`, or why the connection ended; `CancellationError` if cancelled while
@@ -34,22 +35,49 @@ extension TCPTransport {
         }
         queue.append(frame)
         queuedBytes += count
+        // A write in flight takes the frame when it returns; otherwise the core writes it at
+        // the end of this turn, with whatever else is sent before then.
+        if !writing && !flushScheduled {
+            try core.runAtEndOfTurn(turnEnd)
+            flushScheduled = true
+            turnEnd.transport = self
+        }
+    }
+
+    /// Writes the queue at the end of the core's turn with one non-blocking `sendmsg`: no task,
+    /// no job, no ring round trip. What the socket does not take at once (a full send buffer, a
+    /// batch longer than `maximumFramesPerWrite`, an error to report) is left to the writer task.
+    func flushAtEndOfTurn() {
+        flushScheduled = false
+        guard failure == nil, !writing, !queue.isEmpty else { return }
+        let (used, _, wireBytes) = fillVectors()
+        var rest = UnsafeMutableBufferPointer(start: vectors, count: used)
+        IOVectors.advance(&rest, by: firstFrameSent)
+        var message = msghdr()
+        message.msg_iov = rest.baseAddress
+        message.msg_iovlen = rest.count
+        let sent = Glibc.sendmsg(fd, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        if sent > 0 {
+            writeCount += 1
+            consume(sent)
+            roomForSenders.signalAll()
+        }
+        if sent < wireBytes - firstFrameSent || !queue.isEmpty { startWriter() }
+    }
+
+    /// Wakes the writer task, starting it on first use.
+    private func startWriter() {
         if !writerStarted {
-            guard core.isCurrent else { throw RuntimeError.notOnCore("TCPTransport.send off its core's thread") }
             writerStarted = true
             launchWriter()
-        } else if !writing {
+        } else {
             wakeWriter()
         }
     }
 
-    /// Starts the connection's writer: a task on the core that writes whatever is queued
-    /// whenever it runs, so frames queued by several tasks, or by one task between two of its
-    /// suspensions, leave together. Called on the core's thread (`send` checks).
+    /// Starts the connection's writer: a task on the core that writes, through the ring, what
+    /// the end-of-turn write could not. Called on the core's thread (from the turn's end).
     private func launchWriter() {
-        // Unsafe boundary: the connection is confined to its core. The writer task is
-        // nonisolated but runs only on the core's executor (its preference, and every
-        // operation it awaits resumes there), so the connection stays on the core's thread.
         // Nonisolated rather than isolated to the core actor: each await then costs one job
         // instead of several (docs/RUNTIME.md).
         nonisolated(unsafe) let transport = self  // Unsafe boundary: the writer task runs only on this core's executor.
@@ -71,8 +99,8 @@ extension TCPTransport {
     private func runWriter() async {
         while failure == nil {
             if queue.isEmpty {
-                // A bare continuation, resumed by the next send or by the end of the connection:
-                // the cheapest way to park a task on its core.
+                // A bare continuation, resumed by the next flush that leaves work or by the end of
+                // the connection: the cheapest way to park a task on its core.
                 // The condition is checked again inside: the call may have suspended on its way.
                 await withUnsafeContinuation { writer in
                     if queue.isEmpty && failure == nil { writerParked = writer } else { writer.resume() }
@@ -90,31 +118,54 @@ extension TCPTransport {
         await closeIfIdle()
     }
 
+    /// Points the vectors at the first `maximumFramesPerWrite` queued frames (header, head,
+    /// body) and returns how many vectors and frames that is, and their bytes on the wire.
+    private func fillVectors() -> (vectors: Int, frames: Int, wireBytes: Int) {
+        let maximumFrames = max(configuration.maximumFramesPerWrite, 1)
+        var frames = 0
+        var wireBytes = 0
+        var used = 0
+        for frame in queue.prefix(maximumFrames) {
+            headers[frames] = UInt32(truncatingIfNeeded: frame.count).bigEndian
+            vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
+            vectors[used + 1] = iovec(
+                iov_base: UnsafeMutableRawPointer(mutating: frame.head.baseAddress), iov_len: frame.head.count)
+            used += 2
+            if !frame.body.isEmpty {
+                vectors[used] = iovec(
+                    iov_base: UnsafeMutableRawPointer(mutating: frame.body.baseAddress), iov_len: frame.body.count)
+                used += 1
+            }
+            frames += 1
+            wireBytes += FrameHeader.size + frame.count
+        }
+        return (used, frames, wireBytes)
+    }
+
+    /// Forgets the frames `sent` more bytes have completed; a frame sent in part stays first,
+    /// with `firstFrameSent` saying how much of it is out.
+    private func consume(_ sent: Int) {
+        var left = firstFrameSent + sent
+        while let first = queue.first, left >= FrameHeader.size + first.count {
+            left -= FrameHeader.size + first.count
+            queuedBytes -= first.count
+            framesSent += 1
+            queue.removeFirst()
+        }
+        firstFrameSent = left
+    }
+
     /// Writes until the queue is empty, many frames per vectored send.
     private func writeQueued() async throws {
-        let maximumFrames = max(configuration.maximumFramesPerWrite, 1)
         while !queue.isEmpty {
-            var frames = 0
-            var bytes = 0
-            var used = 0
-            for frame in queue.prefix(maximumFrames) {
-                headers[frames] = UInt32(truncatingIfNeeded: frame.count).bigEndian
-                vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
-                vectors[used + 1] = iovec(
-                    iov_base: UnsafeMutableRawPointer(mutating: frame.head.baseAddress), iov_len: frame.head.count)
-                used += 2
-                if !frame.body.isEmpty {
-                    vectors[used] = iovec(
-                        iov_base: UnsafeMutableRawPointer(mutating: frame.body.baseAddress), iov_len: frame.body.count)
-                    used += 1
-                }
-                frames += 1
-                bytes += frame.count
-            }
+            let (used, _, wireBytes) = fillVectors()
+            var rest = UnsafeMutableBufferPointer(start: vectors, count: used)
+            IOVectors.advance(&rest, by: firstFrameSent)
+            let sending = wireBytes - firstFrameSent
             do {
                 // The queue keeps the messages (and so their memory) alive during the write; `fail`
                 // leaves the queue to the writer, which empties it once the kernel is done with it.
-                try await core.sendAll(fd, vectors: UnsafeMutableBufferPointer(start: vectors, count: used))
+                try await core.sendAll(fd, vectors: rest)
             } catch {
                 // Closed meanwhile: report why it was closed, not the cancelled write.
                 if let failure = self.failure {
@@ -132,9 +183,7 @@ extension TCPTransport {
                 throw failure
             }
             writeCount += 1
-            framesSent += frames
-            queue.removeFirst(frames)
-            queuedBytes -= bytes
+            consume(sending)
             roomForSenders.signalAll()
         }
     }
@@ -150,6 +199,7 @@ extension TCPTransport {
     func dropQueue() {
         queue.removeAll()
         queuedBytes = 0
+        firstFrameSent = 0
         roomForSenders.signalAll()
     }
 }

@@ -8,9 +8,10 @@ public import NetTransport
 /// A TCP connection that sends and receives whole frames (docs/TCP.md), living on one core.
 ///
 /// - Sending: any number of tasks on the core may send at once. Frames are queued whole and in
-///   order; the first sender to find no write in flight becomes the writer and writes everything
-///   queued, frames queued meanwhile leaving together in one vectored send (header and payload as
-///   separate vectors: the payload is never copied). Past `maximumQueuedBytes` senders wait.
+///   order; at the end of the core's turn everything queued leaves in one non-blocking vectored
+///   send (header and payload as separate vectors: the payload is never copied), and what the
+///   socket could not take is written by the connection's writer task through the ring, frames
+///   queued meanwhile joining it. Past `maximumQueuedBytes` senders wait.
 ///   `send` returns once its frame is queued or written; a write failure closes the connection and
 ///   later calls throw it.
 /// - Receiving: reads go into pooled chunks of `receiveChunkSize`; every whole frame in a chunk is
@@ -29,8 +30,14 @@ public final class TCPTransport: Transport {
     var queuedBytes = 0
     /// Whether the writer task is inside a write (it then owns the queued frames' memory).
     var writing = false
-    /// Whether the writer task has been started (on the first send).
+    /// Whether the writer task has been started (the first time a write could not finish at once).
     var writerStarted = false
+    /// Whether the end-of-turn write is scheduled on the core.
+    var flushScheduled = false
+    /// Bytes of the first queued frame already written (after a short write).
+    var firstFrameSent = 0
+    /// The core's handle on the end-of-turn write; holds the connection only while scheduled.
+    let turnEnd = TurnEndFlush()
     /// The writer task while it waits for frames.
     var writerParked: UnsafeContinuation<Void, Never>?
     let roomForSenders: CoreWaitQueue
@@ -118,6 +125,17 @@ public final class TCPTransport: Transport {
         guard failure != nil, !writing, !receiving, !descriptorClosed else { return }
         descriptorClosed = true
         try? await core.close(fd)
+    }
+
+    /// The end-of-turn write's entry point: a separate object, so the callback is not part of the
+    /// connection's API, that holds the connection only from `send` to the turn's end.
+    final class TurnEndFlush: CoreTurnEndAction {
+        var transport: TCPTransport?
+        func coreTurnDidEnd() {
+            let transport = self.transport
+            self.transport = nil
+            transport?.flushAtEndOfTurn()
+        }
     }
 
     /// Throws why the connection ended, if it has.

@@ -19,7 +19,12 @@ final class CoreLoop {
     @exclusivity(unchecked) var table = OperationTable()
     @exclusivity(unchecked) var timers = TimerQueue()
     @exclusivity(unchecked) var statistics = CoreStatistics()
+    /// Actions to run at the end of this turn (``Core/runAtEndOfTurn(_:)``), and the list being run.
+    @exclusivity(unchecked) var turnEndActions: [any CoreTurnEndAction] = []
+    @exclusivity(unchecked) private var runningTurnEndActions: [any CoreTurnEndAction] = []
     private var stopping = false
+    /// Whether the last busy turn skipped its kernel entry (see ``run()``).
+    private var pollSkipped = false
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
     /// core stops, so a shutdown leaves no descriptor behind.
     var ownedDescriptors = Set<Int32>()
@@ -34,6 +39,8 @@ final class CoreLoop {
         self.backend = backend
         self.executor = executor
         jobs.reserveCapacity(1024)
+        turnEndActions.reserveCapacity(64)
+        runningTurnEndActions.reserveCapacity(64)
     }
 
     // MARK: Operations
@@ -153,6 +160,13 @@ final class CoreLoop {
         for id in table.sleeping { complete(token: id.token, result: -ECANCELED, flags: 0) }
     }
 
+    /// Runs the actions registered for the end of this turn; those they register run next turn.
+    private func runTurnEndActions() {
+        swap(&turnEndActions, &runningTurnEndActions)
+        for action in runningTurnEndActions { action.coreTurnDidEnd() }
+        runningTurnEndActions.removeAll(keepingCapacity: true)
+    }
+
     private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [unowned self] token, result, flags in
         self.complete(token: token, result: result, flags: flags)
     }
@@ -182,13 +196,24 @@ final class CoreLoop {
                 statistics.jobsRun &+= 1
                 run(job, serial, taskExecutor)
             }
+            // Before any submission or wait: what the jobs sent leaves now, with no extra round trip.
+            if !turnEndActions.isEmpty { runTurnEndActions() }
 
             if !timers.isEmpty { fireTimers() }
 
             if !jobs.isEmpty || executor.pending.load(ordering: .relaxed) > 0 {
-                backend.poll(timeout: nil, handler)
+                // Busy: enter the kernel (submit, reap) every other turn. A turn that hands a
+                // message to a waiting task then costs no system call: the task's own I/O joins
+                // the submission at the park that follows, and a busy core still reaps often.
+                if pollSkipped {
+                    backend.poll(timeout: nil, handler)
+                    pollSkipped = false
+                } else {
+                    pollSkipped = true
+                }
                 continue
             }
+            pollSkipped = false
             // Stop once the kernel holds nothing of ours. Completed operations whose tasks have
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }
@@ -216,6 +241,9 @@ final class CoreLoop {
         while let job = jobs.popFirst() {
             run(job, serial, taskExecutor)
         }
+        // Last writes, before the descriptors close.
+        if !turnEndActions.isEmpty { runTurnEndActions() }
+        turnEndActions.removeAll()
         statistics.submissionQueueFull = backend.submissionQueueFullCount
         locals.removeAll()
         for fd in ownedDescriptors { Glibc.close(fd) }

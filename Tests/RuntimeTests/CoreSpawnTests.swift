@@ -1,0 +1,82 @@
+import NetRuntime
+import NetTestSupport
+import Testing
+
+/// Records when the core runs it at the end of a turn.
+final class TurnEndRecorder: CoreTurnEndAction {
+    var runs = 0
+    var sawJobDone = false
+    var jobDone = false
+    var thread: Int32 = 0
+    var again: Core?
+    func coreTurnDidEnd() {
+        runs += 1
+        sawJobDone = jobDone
+        thread = Core.currentThreadID
+        if let core = again {
+            again = nil
+            try? core.runAtEndOfTurn(self)
+        }
+    }
+}
+
+@Suite("Core spawn and end of turn", .timeLimit(.minutes(1)))
+struct CoreSpawnTests {
+    @Test("A task spawned on a core keeps its non-Sendable state on the core's thread, and its completions resume there without the global pool")
+    func spawnStaysOnCore() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let (ok, remoteJobs) = try await runtime.run(on: 0) { core in
+                let counter = CoreLocalCounter()
+                let before = core.statistics.remoteJobs
+                let task = try core.spawn { () async -> Bool in
+                    var ok = true
+                    for _ in 0..<200 {
+                        try? await core.nop()
+                        counter.value += 1
+                        ok = ok && Core.currentThreadID == counter.thread
+                    }
+                    return ok
+                }
+                let ok = await task.value
+                // A completion resumed through the global pool comes back as a job from
+                // another thread; 200 of them would show here.
+                return (ok && counter.value == 200, core.statistics.remoteJobs - before)
+            }
+            #expect(ok)
+            #expect(remoteJobs < 20)
+        }
+    }
+
+    @Test("Spawning from another thread is refused with notOnCore")
+    func spawnOffCore() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let core = try runtime.core(0)
+            #expect(throws: RuntimeError.self) { try core.spawn { () async -> Void in } }
+            #expect(throws: RuntimeError.self) { try core.runAtEndOfTurn(TurnEndRecorder()) }
+        }
+    }
+
+    @Test("An end-of-turn action runs once, on the core, after the job that registered it; one it registers again runs next turn")
+    func endOfTurn() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let (runs, sawJobDone, onCore, reran) = try await runtime.run(on: 0) { core in
+                let recorder = TurnEndRecorder()
+                try core.runAtEndOfTurn(recorder)
+                recorder.jobDone = true  // same job, after registering: the action must see it
+                #expect(recorder.runs == 0)
+                // The sleep ends in a later turn, so the action has run by then.
+                try await core.sleep(for: .milliseconds(1))
+                let firstRuns = recorder.runs
+                let onCore = recorder.thread == Core.currentThreadID
+                recorder.again = core
+                try core.runAtEndOfTurn(recorder)
+                try await core.sleep(for: .milliseconds(1))
+                return (firstRuns, recorder.sawJobDone, onCore, recorder.runs)
+            }
+            #expect(runs == 1)
+            #expect(sawJobDone)
+            #expect(onCore)
+            #expect(reran == 3)
+        }
+    }
+}
