@@ -9,29 +9,32 @@ public struct WritableBuffer: ~Copyable {
     /// Where the buffer starts inside the storage (room reserved in front, for a header).
     public let start: Int
     /// Bytes written so far.
-    public private(set) var count: Int
+    public var count: Int { written }
+    // Stored apart so the small writers below can be inlined into other modules.
+    @usableFromInline var written: Int
 
     /// A buffer over `storage` from `start`, empty.
     public init(storage: BufferStorage, start: Int = 0) {
         precondition(start >= 0 && start <= storage.capacity)
         self.storage = storage
         self.start = start
-        self.count = 0
+        self.written = 0
     }
 
     /// Bytes that can still be written.
-    public var capacity: Int { storage.capacity - start }
+    @inlinable public var capacity: Int { storage.capacity - start }
 
     /// Bytes left to write.
-    public var remaining: Int { capacity - count }
+    @inlinable public var remaining: Int { capacity - written }
 
     /// Appends bytes; the buffer must have room (see ``remaining``).
+    @inlinable
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        precondition(bytes.count <= remaining, "WritableBuffer overflow: \(bytes.count) bytes into \(remaining)")
+        precondition(bytes.count <= remaining, "WritableBuffer overflow")
         if let source = bytes.baseAddress, !bytes.isEmpty {
-            (storage.base + start + count).copyMemory(from: source, byteCount: bytes.count)
+            (storage.base + start + written).copyMemory(from: source, byteCount: bytes.count)
         }
-        count += bytes.count
+        written += bytes.count
     }
 
     /// Appends bytes from a collection.
@@ -39,23 +42,24 @@ public struct WritableBuffer: ~Copyable {
         precondition(bytes.count <= remaining, "WritableBuffer overflow: \(bytes.count) bytes into \(remaining)")
         let target = UnsafeMutableRawBufferPointer(start: storage.base + start + count, count: bytes.count)
         target.copyBytes(from: bytes)
-        count += bytes.count
+        written += bytes.count
     }
 
     /// Appends an integer in big-endian (network) byte order.
+    @inlinable
     public mutating func append<I: FixedWidthInteger>(bigEndian value: I) {
         precondition(MemoryLayout<I>.size <= remaining, "WritableBuffer overflow")
-        (storage.base + start + count).storeBytes(of: value.bigEndian, as: I.self)
-        count += MemoryLayout<I>.size
+        (storage.base + start + written).storeBytes(of: value.bigEndian, as: I.self)
+        written += MemoryLayout<I>.size
     }
 
     /// Lets `body` write into the unwritten part and returns what it returns; `body` returns
     /// how many bytes it wrote.
     public mutating func write<E: Error>(_ body: (UnsafeMutableRawBufferPointer) throws(E) -> Int) throws(E) {
         let free = UnsafeMutableRawBufferPointer(start: storage.base + start + count, count: remaining)
-        let written = try body(free)
-        precondition(written >= 0 && written <= free.count, "wrote outside the buffer")
-        count += written
+        let wrote = try body(free)
+        precondition(wrote >= 0 && wrote <= free.count, "wrote outside the buffer")
+        written += wrote
     }
 
     /// The bytes written so far, for reading in place.
