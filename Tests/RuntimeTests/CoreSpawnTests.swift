@@ -80,3 +80,43 @@ struct CoreSpawnTests {
         }
     }
 }
+
+/// Where a test keeps the handle of a suspended task (on the core).
+final class HandleBox {
+    var handle: CoreWakeHandle?
+}
+
+@Suite("Suspension on a core", .timeLimit(.minutes(1)))
+struct SuspensionTests {
+    @Test("A non-cancellable suspension outlives its task's cancellation and returns the resume's result; a cancellable one throws")
+    func nonCancellable() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let (kept, cancelled) = try await runtime.run(on: 0) { core in
+                let box = HandleBox()
+                let waiter = try core.spawn { () async -> Int32 in
+                    (try? await suspendOnCore(core, cancellable: false) { box.handle = $0 }) ?? -1
+                }
+                while box.handle == nil { try await core.sleep(for: .milliseconds(1)) }
+                waiter.cancel()
+                try await core.sleep(for: .milliseconds(5))  // a cancellable wait would have ended here
+                core.resume(box.handle!, result: 7)
+                let kept = await waiter.value
+
+                let other = HandleBox()
+                let cancellable = try core.spawn { () async -> Bool in
+                    do {
+                        _ = try await suspendOnCore(core) { other.handle = $0 }
+                        return false
+                    } catch {
+                        return error is CancellationError
+                    }
+                }
+                while other.handle == nil { try await core.sleep(for: .milliseconds(1)) }
+                cancellable.cancel()
+                return (kept, await cancellable.value)
+            }
+            #expect(kept == 7)
+            #expect(cancelled)
+        }
+    }
+}

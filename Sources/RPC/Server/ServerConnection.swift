@@ -23,38 +23,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private var ended = false
     private var highestCallID: UInt64 = 0
 
-    struct RunningCall {
-        var worker: CallWorker?
-        var expired = false
-        var cancelledByPeer = false
-    }
-
-    /// One call for a worker to run.
-    struct CallJob {
-        var handler: RPCHandler
-        var payload: Message
-        var context: RPCContext
-        var oneWay: Bool
-        var start: Deadline
-    }
-
-    /// A task that runs calls one after another. Workers are reused, so a call costs no task
-    /// and no allocation; one whose call is cancelled (a cancel frame, a deadline) is cancelled
-    /// as a Swift task and retires after that call, since a task cannot be un-cancelled.
-    final class CallWorker {
-        var job: CallJob?
-        var handle: CoreWakeHandle?
-        var task: Task<Void, Never>?
-        var retired = false
-    }
-
     private var idleWorkers: [CallWorker] = []
-
-    struct DeadlineEntry: Comparable {
-        var deadline: Deadline
-        var callID: UInt64
-        static func < (a: DeadlineEntry, b: DeadlineEntry) -> Bool { a.deadline < b.deadline }
-    }
 
     init(_ transport: T, server: RPCServer) {
         self.transport = transport
@@ -207,7 +176,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             }
             do {
                 // A job given before the worker has suspended is kept: the resume is not lost.
-                _ = try await suspendOnCore(core) { handle in
+                // Not cancellable: the connection resumes idle workers when it ends, and a
+                // cancelled worker retires before it gets here.
+                _ = try await suspendOnCore(core, cancellable: false) { handle in
                     worker.handle = handle
                     if worker.job != nil || ended { core.resume(handle) }
                 }

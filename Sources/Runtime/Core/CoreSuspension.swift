@@ -15,33 +15,45 @@ public struct CoreWakeHandle: Hashable, Sendable {
 /// the task suspends (store the handle where the resumer will find it); a resume that comes
 /// before the suspension itself is kept, never lost. No allocation.
 ///
+/// With `cancellable` false the wait ignores task cancellation (it ends only by a resume, the
+/// deadline or the core stopping) and costs no cancellation record: for a task whose owner
+/// always resumes it, such as a worker parked between jobs.
+///
 /// - Returns: the `result` given to `resume` (a value of the caller's choosing, ≥ 0).
 /// - Throws: `CancellationError`, ``IOError`` `ETIMEDOUT` past `deadline`,
 ///   ``RuntimeError/shutDown(_:)`` if the core stops, ``RuntimeError/notOnCore(_:)`` off it.
 public func suspendOnCore(
-    _ core: Core, deadline: Deadline? = nil, isolation: isolated (any Actor)? = #isolation,
+    _ core: Core, deadline: Deadline? = nil, cancellable: Bool = true, isolation: isolated (any Actor)? = #isolation,
     register: (CoreWakeHandle) -> Void
 ) async throws -> Int32 {
-    try Task.checkCancellation()
+    if cancellable { try Task.checkCancellation() }
     let loop = try core.loopOnThisThread(.poll)
     let id = loop.table.reserve()
     if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
     register(CoreWakeHandle(id: id))
-    let executor = core.executor
-    // Uses `isolation` inside the operation: see `performOperation` for why.
-    let completion = await withTaskCancellationHandler {
-        _ = isolation
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+    let completion: Completion
+    if cancellable {
+        let executor = core.executor
+        // Uses `isolation` inside the operation: see `performOperation` for why.
+        completion = await withTaskCancellationHandler {
+            _ = isolation
+            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                loop.startSleep(id, until: nil, continuation: continuation)
+            }
+        } onCancel: {
+            executor.requestCancel(id)
+        }
+    } else {
+        // No cancellation record: adding and removing one takes the task's status lock twice.
+        completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
             loop.startSleep(id, until: nil, continuation: continuation)
         }
-    } onCancel: {
-        executor.requestCancel(id)
     }
     loop.table.release(id)
     // The timer's timeout completes with 1, a resume with its result + 2, a cancel below 0.
     if completion.result == 1 { throw IOError(code: ETIMEDOUT, operation: .poll) }
     if completion.result >= 2 { return completion.result - 2 }
-    if Task.isCancelled { throw CancellationError() }
+    if cancellable && Task.isCancelled { throw CancellationError() }
     throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
 }
 
