@@ -118,14 +118,20 @@ extension TCPTransport {
         await closeIfIdle()
     }
 
+    /// The most vectors one `sendmsg` takes (Linux's `IOV_MAX`).
+    static var maximumVectors: Int { 1024 }
+
     /// Points the vectors at the first `maximumFramesPerWrite` queued frames (header, head,
-    /// body) and returns how many vectors and frames that is, and their bytes on the wire.
+    /// body; at most ``maximumVectors`` vectors) and returns how many vectors and frames that is,
+    /// and their bytes on the wire.
     private func fillVectors() -> (vectors: Int, frames: Int, wireBytes: Int) {
         let maximumFrames = max(configuration.maximumFramesPerWrite, 1)
         var frames = 0
         var wireBytes = 0
         var used = 0
         for frame in queue.prefix(maximumFrames) {
+            // sendmsg takes at most IOV_MAX (1024) vectors; a frame uses up to 3.
+            if used + 3 > Self.maximumVectors { break }
             headers[frames] = UInt32(truncatingIfNeeded: frame.count).bigEndian
             vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
             vectors[used + 1] = iovec(

@@ -111,6 +111,75 @@ struct TCPFramingTests {
         }
     }
 
+    @Test("Frames of mixed sizes sent faster than a slow reader takes them arrive whole and in order, through short writes")
+    func shortWritesUnderBackpressure() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (ok, count, writerNeeded) = try await runtime.run(on: 0) { core in
+                let (client, server, listener) = try await connectedPair(on: core, group: group)
+                // A small send buffer: the end-of-turn write is cut short, anywhere in a frame
+                // (header included), and the writer task must carry on from there. (A receive
+                // buffer smaller than loopback's 64 KiB segments would stall TCP itself.)
+                try Socket.setOption(client.fd, SOL_SOCKET, SO_SNDBUF, 4096)
+                let frames = 3_000
+                func size(_ i: Int) -> Int { 1 + (i &* 7919) % 5_000 }
+                let sender = try core.spawn { () async throws -> Void in
+                    for i in 0..<frames {
+                        try await client.send(Message(payload(sender: 0, sequence: i, size: size(i))))
+                    }
+                }
+                try await core.sleep(for: .milliseconds(20))  // let the buffers fill first
+                var ok = true
+                var count = 0
+                for i in 0..<frames {
+                    let message = try await server.recv()
+                    ok = ok && message.bytes == payload(sender: 0, sequence: i, size: size(i))
+                    count += 1
+                }
+                try await sender.value
+                let writerNeeded = client.writerStarted
+                await client.close()
+                await server.close()
+                await listener.close()
+                return (ok, count, writerNeeded)
+            }
+            #expect(ok)
+            #expect(count == 3_000)
+            #expect(writerNeeded)
+        }
+    }
+
+    @Test("600 gathered frames (head and body) sent in one turn leave within sendmsg's 1,024-vector limit and arrive whole")
+    func manyGatheredFramesOneTurn() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (ok, open) = try await runtime.run(on: 0) { core in
+                let (client, server, listener) = try await connectedPair(on: core, group: group)
+                let frames = 600
+                let receiver = try core.spawn { () async throws -> Bool in
+                    var ok = true
+                    for i in 0..<frames {
+                        let message = try await server.recv()
+                        ok = ok && message.bytes == payload(sender: 1, sequence: i, size: 8) + payload(sender: 2, sequence: i, size: 40)
+                    }
+                    return ok
+                }
+                // No suspension between the sends: all 600 are queued before the turn ends.
+                for i in 0..<frames {
+                    try await client.send(Message(payload(sender: 1, sequence: i, size: 8)), Message(payload(sender: 2, sequence: i, size: 40)))
+                }
+                let ok = try await receiver.value
+                let open = client.isOpen
+                await client.close()
+                await server.close()
+                await listener.close()
+                return (ok, open)
+            }
+            #expect(ok)
+            #expect(open)
+        }
+    }
+
     @Test("100 concurrent senders x 1,000 frames arrive whole, in per-sender order, in fewer writes than frames")
     func concurrentSenders() async throws {
         try await withRuntime { runtime in
