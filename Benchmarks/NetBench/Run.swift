@@ -122,7 +122,9 @@ enum RuntimeRTT {
         let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
         for i in 0..<(spec.warmup + spec.count) {
             let start = Deadline.now
-            try await core.sendAll(fd, UnsafeRawBufferPointer(out.bytes))
+            // Written at once when the socket has room, as TCPTransport does; the ring takes any rest.
+            let now = try core.sendNow(fd, UnsafeRawBufferPointer(out.bytes))
+            if now < size { try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out.bytes)[now...])) }
             var got = 0
             while got < size {
                 let n = try await core.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: reply.bytes[got...]), pollFirst: true)

@@ -102,7 +102,9 @@ enum RuntimeEcho {
             while true {
                 let n = try await core.recv(fd, into: buffer.bytes, pollFirst: true)
                 if n == 0 { break }
-                try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: buffer.bytes[..<n]))
+                let reply = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<n])
+                let now = try core.sendNow(fd, reply)
+                if now < n { try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: reply[now...])) }
             }
         } catch {}
         try? await core.close(fd)

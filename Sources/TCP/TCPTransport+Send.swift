@@ -53,10 +53,8 @@ extension TCPTransport {
         let (used, _, wireBytes) = fillVectors()
         var rest = UnsafeMutableBufferPointer(start: vectors, count: used)
         IOVectors.advance(&rest, by: firstFrameSent)
-        var message = msghdr()
-        message.msg_iov = rest.baseAddress
-        message.msg_iovlen = rest.count
-        let sent = Glibc.sendmsg(fd, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+        // An error goes to the writer too: its ring send meets it again and ends the connection.
+        let sent = (try? core.sendNow(fd, vectors: rest)) ?? 0
         if sent > 0 {
             writeCount += 1
             consume(sent)

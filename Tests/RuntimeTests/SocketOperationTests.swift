@@ -77,6 +77,45 @@ struct SocketOperationTests {
         }
     }
 
+    @Test("sendNow takes what the socket has room for, returns 0 when it is full, and throws EPIPE once the peer has gone")
+    func sendNow() async throws {
+        try await withRuntime { runtime in
+            let (first, full, afterClose, received) = try await runtime.run(on: 0) { core in
+                let (a, b) = try Socket.pair()
+                try Socket.setOption(a, SOL_SOCKET, SO_SNDBUF, 4096)
+                let block = RawBuffer((0..<1000).map { UInt8(truncatingIfNeeded: $0) })
+                let first = try core.sendNow(a, block.readable)
+                var total = first
+                var full = false
+                for _ in 0..<10_000 {
+                    let n = try core.sendNow(a, block.readable)
+                    if n == 0 { full = true; break }
+                    total += n
+                }
+                // Everything taken arrives, in order.
+                let buffer = RawBuffer(count: 64 * 1024)
+                var received = 0
+                while received < total {
+                    received += try await core.recv(b, into: buffer.bytes)
+                }
+                try await core.close(b)
+                var afterClose: IOError?
+                do {
+                    // The first send after the peer's close may still succeed; a later one cannot.
+                    for _ in 0..<3 { _ = try core.sendNow(a, block.readable) }
+                } catch {
+                    afterClose = error as? IOError
+                }
+                try await core.close(a)
+                return (first, full, afterClose, received == total)
+            }
+            #expect(first == 1000)
+            #expect(full)
+            #expect(afterClose?.code == EPIPE || afterClose?.code == ECONNRESET)
+            #expect(received)
+        }
+    }
+
     @Test("IOVectors.advance drops sent vectors and trims a partly sent one")
     func advanceVectors() {
         var storage = [UInt8](repeating: 0, count: 30)
