@@ -14,8 +14,7 @@ extension Core {
     public nonisolated func spawn<T>(
         _ body: @escaping @concurrent () async -> T
     ) throws(RuntimeError) -> Task<T, Never> {
-        guard isCurrent else { throw RuntimeError.notOnCore("Core.spawn off core \(index)'s thread") }
-        nonisolated(unsafe) let body = body  // Unsafe boundary: checked above to be on this core, and the task runs only on its executor.
+        let body = try confined(body)
         return Task(executorPreference: executor) { @concurrent in await body() }
     }
 
@@ -24,8 +23,14 @@ extension Core {
     public nonisolated func spawn<T>(
         _ body: @escaping @concurrent () async throws -> T
     ) throws(RuntimeError) -> Task<T, any Error> {
-        guard isCurrent else { throw RuntimeError.notOnCore("Core.spawn off core \(index)'s thread") }
-        nonisolated(unsafe) let body = body  // Unsafe boundary: checked above to be on this core, and the task runs only on its executor.
+        let body = try confined(body)
         return Task(executorPreference: executor) { @concurrent in try await body() }
+    }
+
+    /// Hands `body` to a task on this core: the one unsafe boundary of both `spawn`s.
+    private nonisolated func confined<Body>(_ body: Body) throws(RuntimeError) -> sending Body {
+        guard isCurrent else { throw RuntimeError.notOnCore("Core.spawn off core \(index)'s thread") }
+        nonisolated(unsafe) let body = body  // Unsafe boundary: checked above to be on this core, and the task it goes to runs only on this core's executor.
+        return body
     }
 }
