@@ -50,7 +50,7 @@ extension TCPTransport {
     func flushAtEndOfTurn() {
         flushScheduled = false
         guard failure == nil, !writing, !queue.isEmpty else { return }
-        let (used, _, wireBytes) = fillVectors()
+        let (used, _) = fillVectors()
         var rest = UnsafeMutableBufferPointer(start: vectors, count: used)
         IOVectors.advance(&rest, by: firstFrameSent)
         // An error goes to the writer too: its ring send meets it again and ends the connection.
@@ -60,7 +60,8 @@ extension TCPTransport {
             consume(sent)
             roomForSenders.signalAll()
         }
-        if sent < wireBytes - firstFrameSent || !queue.isEmpty { startWriter() }
+        // Whatever is left (a short write, a longer queue) is the writer's.
+        if !queue.isEmpty { startWriter() }
     }
 
     /// Wakes the writer task, starting it on first use.
@@ -116,22 +117,18 @@ extension TCPTransport {
         await closeIfIdle()
     }
 
-    /// The most vectors one `sendmsg` takes (Linux's `IOV_MAX`).
-    static var maximumVectors: Int { 1024 }
-
     /// Points the vectors at the first `maximumFramesPerWrite` queued frames (header, head,
-    /// body; at most ``maximumVectors`` vectors) and returns how many vectors and frames that is,
-    /// and their bytes on the wire.
-    private func fillVectors() -> (vectors: Int, frames: Int, wireBytes: Int) {
+    /// body) and returns how many vectors that is and their bytes on the wire. (The runtime's
+    /// sends take at most `IOVectors.maximumCount` vectors at a time; the rest is a short write.)
+    private func fillVectors() -> (vectors: Int, wireBytes: Int) {
         let maximumFrames = max(configuration.maximumFramesPerWrite, 1)
         var frames = 0
         var wireBytes = 0
         var used = 0
         for frame in queue.prefix(maximumFrames) {
-            // sendmsg takes at most IOV_MAX (1024) vectors; a frame uses up to 3.
-            if used + 3 > Self.maximumVectors { break }
             headers[frames] = UInt32(truncatingIfNeeded: frame.count).bigEndian
             vectors[used] = iovec(iov_base: UnsafeMutableRawPointer(headers + frames), iov_len: FrameHeader.size)
+            frames += 1
             vectors[used + 1] = iovec(
                 iov_base: UnsafeMutableRawPointer(mutating: frame.head.baseAddress), iov_len: frame.head.count)
             used += 2
@@ -140,10 +137,9 @@ extension TCPTransport {
                     iov_base: UnsafeMutableRawPointer(mutating: frame.body.baseAddress), iov_len: frame.body.count)
                 used += 1
             }
-            frames += 1
             wireBytes += FrameHeader.size + frame.count
         }
-        return (used, frames, wireBytes)
+        return (used, wireBytes)
     }
 
     /// Forgets the frames `sent` more bytes have completed; a frame sent in part stays first,
@@ -162,7 +158,7 @@ extension TCPTransport {
     /// Writes until the queue is empty, many frames per vectored send.
     private func writeQueued() async throws {
         while !queue.isEmpty {
-            let (used, _, wireBytes) = fillVectors()
+            let (used, wireBytes) = fillVectors()
             var rest = UnsafeMutableBufferPointer(start: vectors, count: used)
             IOVectors.advance(&rest, by: firstFrameSent)
             let sending = wireBytes - firstFrameSent

@@ -116,6 +116,39 @@ struct SocketOperationTests {
         }
     }
 
+    @Test("Vectored sends of more vectors than sendmsg takes (1,024) go out whole, as short writes")
+    func moreVectorsThanTheKernelTakes() async throws {
+        try await withRuntime { runtime in
+            let (nowSent, ok) = try await runtime.run(on: 0) { core in
+                let (a, b) = try Socket.pair()
+                let count = 1_500
+                let payload = (0..<(count * 10)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) }
+                let source = RawBuffer(payload)
+                let vectors = UnsafeMutableBufferPointer<iovec>.allocate(capacity: count)
+                defer { vectors.deallocate() }
+                for i in 0..<count { vectors[i] = iovec(iov_base: source.bytes.baseAddress! + i * 10, iov_len: 10) }
+                // At once: at most the first 1,024 vectors, reported as a short write.
+                let nowSent = try core.sendNow(a, vectors: vectors)
+                var rest = vectors
+                IOVectors.advance(&rest, by: nowSent)
+                // Through the ring: everything else.
+                try await core.sendAll(a, vectors: rest)
+                var out: [UInt8] = []
+                let buffer = RawBuffer(count: 64 * 1024)
+                while out.count < payload.count {
+                    let n = try await core.recv(b, into: buffer.bytes)
+                    if n == 0 { break }
+                    out += buffer.prefix(n)
+                }
+                try await core.close(a)
+                try await core.close(b)
+                return (nowSent, out == payload)
+            }
+            #expect(nowSent == 10_240)
+            #expect(ok)
+        }
+    }
+
     @Test("IOVectors.advance drops sent vectors and trims a partly sent one")
     func advanceVectors() {
         var storage = [UInt8](repeating: 0, count: 30)

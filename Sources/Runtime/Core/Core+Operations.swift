@@ -122,12 +122,14 @@ extension Core {
         }
     }
 
-    /// One vectored send (`sendmsg`); returns how many bytes the kernel took.
+    /// One vectored send (`sendmsg`); returns how many bytes the kernel took. Past
+    /// ``IOVectors/maximumCount`` vectors only the first ones go (a short write), so any count
+    /// is accepted.
     public nonisolated func send(_ fd: Int32, vectors: UnsafeMutableBufferPointer<iovec>, flags: Int32 = 0) async throws -> Int {
         try await perform(.sendmsg) { scratch in
             var message = msghdr()
             message.msg_iov = vectors.baseAddress
-            message.msg_iovlen = vectors.count
+            message.msg_iovlen = min(vectors.count, IOVectors.maximumCount)
             scratch.storeBytes(of: message, as: msghdr.self)
             return .sendmsg(fd: fd, message: UnsafePointer(scratch.assumingMemoryBound(to: msghdr.self)), flags: flags)
         } read: { completion, _ in Int(completion.result) }
@@ -193,6 +195,10 @@ extension Core {
 
 /// Helpers for arrays of `iovec`.
 public enum IOVectors {
+    /// The most vectors one `sendmsg` takes (Linux's `UIO_MAXIOV`, 1,024); more fail with
+    /// `EMSGSIZE`. The runtime's vectored sends pass at most this many and report a short write.
+    public static let maximumCount = 1024
+
     /// Advances `vectors` past `count` bytes: drops the vectors sent whole and trims the first
     /// one sent in part.
     public static func advance(_ vectors: inout UnsafeMutableBufferPointer<iovec>, by count: Int) {
