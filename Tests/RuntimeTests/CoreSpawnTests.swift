@@ -64,13 +64,14 @@ struct CoreSpawnTests {
                 try core.runAtEndOfTurn(recorder)
                 recorder.jobDone = true  // same job, after registering: the action must see it
                 #expect(recorder.runs == 0)
-                // The sleep ends in a later turn, so the action has run by then.
-                try await core.sleep(for: .milliseconds(1))
+                // A ring no-op completes in a later turn, so this turn's actions have run by then.
+                try await core.nop()
                 let firstRuns = recorder.runs
                 let onCore = recorder.thread == Core.currentThreadID
                 recorder.again = core
                 try core.runAtEndOfTurn(recorder)
-                try await core.sleep(for: .milliseconds(1))
+                try await core.nop()  // this turn's end: the second run, which registers again
+                try await core.nop()  // the next turn's end: the third
                 return (firstRuns, recorder.sawJobDone, onCore, recorder.runs)
             }
             #expect(runs == 1)
@@ -81,9 +82,21 @@ struct CoreSpawnTests {
     }
 }
 
-/// Where a test keeps the handle of a suspended task (on the core).
+/// Where a test keeps the handles of a suspended task and of the test itself (on the core).
 final class HandleBox {
     var handle: CoreWakeHandle?
+    var test: CoreWakeHandle?
+}
+
+/// Spawns `wait` (a task that suspends, registering its handle in `box`) and returns once that
+/// task has suspended: its registration resumes the test's own suspension, with no polling.
+func spawnSuspended<T>(
+    _ core: Core, _ box: HandleBox, _ wait: @escaping @concurrent () async -> T
+) async throws -> Task<T, Never> {
+    let task = try core.spawn(wait)
+    // The spawned task runs only once this suspends, so `box.test` is set before it registers.
+    _ = try await suspendOnCore(core) { box.test = $0 }
+    return task
 }
 
 @Suite("Suspension on a core", .timeLimit(.minutes(1)))
@@ -93,25 +106,29 @@ struct SuspensionTests {
         try await withRuntime(cores: 1) { runtime in
             let (kept, cancelled) = try await runtime.run(on: 0) { core in
                 let box = HandleBox()
-                let waiter = try core.spawn { () async -> Int32 in
-                    (try? await suspendOnCore(core, cancellable: false) { box.handle = $0 }) ?? -1
+                let waiter = try await spawnSuspended(core, box) { () async -> Int32 in
+                    (try? await suspendOnCore(core, cancellable: false) { handle in
+                        box.handle = handle
+                        core.resume(box.test!)
+                    }) ?? -1
                 }
-                while box.handle == nil { try await core.sleep(for: .milliseconds(1)) }
                 waiter.cancel()
-                try await core.sleep(for: .milliseconds(5))  // a cancellable wait would have ended here
+                try await core.nop()  // a turn later: a cancellable wait would have ended by now
                 core.resume(box.handle!, result: 7)
                 let kept = await waiter.value
 
                 let other = HandleBox()
-                let cancellable = try core.spawn { () async -> Bool in
+                let cancellable = try await spawnSuspended(core, other) { () async -> Bool in
                     do {
-                        _ = try await suspendOnCore(core) { other.handle = $0 }
+                        _ = try await suspendOnCore(core) { handle in
+                            other.handle = handle
+                            core.resume(other.test!)
+                        }
                         return false
                     } catch {
                         return error is CancellationError
                     }
                 }
-                while other.handle == nil { try await core.sleep(for: .milliseconds(1)) }
                 cancellable.cancel()
                 return (kept, await cancellable.value)
             }
