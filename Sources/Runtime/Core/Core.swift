@@ -46,6 +46,7 @@ public actor Core {
         var statistics = loop.statistics
         statistics.submissionQueueFull = loop.backend.submissionQueueFullCount
         statistics.pendingOperations = loop.table.activeCount
+        statistics.timerEntries = loop.timers.count
         return statistics
     }
 

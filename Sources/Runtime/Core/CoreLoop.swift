@@ -43,6 +43,14 @@ final class CoreLoop {
         runningTurnEndActions.reserveCapacity(64)
     }
 
+    /// How many jobs enqueued during a turn may run in that turn. Most are the other half of a
+    /// hand-off: a task resumed by the one running (an RPC reply handed to its caller, a credit
+    /// returned), or a task hopping to the core's actor after an await (Swift resumes an
+    /// actor-isolated continuation on the task executor, then hops). Left to the next turn, each
+    /// cost a turn, and a turn often a kernel entry; the bound keeps tasks that hand work back
+    /// and forth (or yield in a loop) from starving the ring.
+    static let extraJobsPerTurn = 256
+
     // MARK: Operations
 
     /// Starts a reserved operation; its completion resumes `continuation`.
@@ -138,6 +146,20 @@ final class CoreLoop {
         }
     }
 
+    /// How many more timer entries than operations a core may hold before it drops those whose
+    /// operation has ended. Dropping costs O(entries) and happens at most once per that many
+    /// ended operations, so memory stays within twice the live timers and no more.
+    static let endedTimersAllowed = 1024
+
+    private func dropEndedTimers() {
+        timers.dropEnded { id in
+            switch table.state(of: id) {
+            case .reserved?, .inFlight?, .sleeping?: true
+            case .completed?, .free?, nil: false
+            }
+        }
+    }
+
     // MARK: The loop
 
     private func drainInbox() {
@@ -187,10 +209,11 @@ final class CoreLoop {
         let taskExecutor = executor.asUnownedTaskExecutor()
         let handler = completionHandler
         while true {
+            statistics.turns &+= 1
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 { drainInbox() }
 
-            // Run the jobs queued now; jobs they enqueue run next round, after I/O is reaped.
-            var budget = jobs.count
+            // Run the jobs queued now and the jobs they enqueue, up to a bound: then I/O is reaped.
+            var budget = jobs.count + Self.extraJobsPerTurn
             while budget > 0, let job = jobs.popFirst() {
                 budget -= 1
                 statistics.jobsRun &+= 1
@@ -200,6 +223,7 @@ final class CoreLoop {
             if !turnEndActions.isEmpty { runTurnEndActions() }
 
             if !timers.isEmpty { fireTimers() }
+            if timers.count > 2 * table.activeCount + Self.endedTimersAllowed { dropEndedTimers() }
 
             if !jobs.isEmpty || executor.pending.load(ordering: .relaxed) > 0 {
                 // Busy: enter the kernel (submit, reap) every other turn. A turn that hands a

@@ -4,6 +4,8 @@ public struct CoreStatistics: Sendable, Hashable {
     public var jobsRun = 0
     /// Jobs run isolated to the core's actor (enqueued on its serial executor).
     public var isolatedJobsRun = 0
+    /// Turns of the core's loop: each runs the ready jobs, then submits and reaps I/O (or parks).
+    public var turns = 0
     /// Jobs that arrived from other threads.
     public var remoteJobs = 0
     /// Times the core parked in the kernel.
@@ -15,6 +17,10 @@ public struct CoreStatistics: Sendable, Hashable {
     public var submissionQueueFull = 0
     /// Operations and sleeps started and not yet ended, now.
     public var pendingOperations = 0
+    /// Timer entries the core holds now: deadlines and sleeps, including some whose operation
+    /// has already ended and that the core has yet to drop (never more than about twice the
+    /// live ones).
+    public var timerEntries = 0
 
     /// All zero.
     public init() {}

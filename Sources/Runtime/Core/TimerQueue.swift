@@ -4,8 +4,10 @@ import HeapModule
 ///
 /// The core waits in the kernel until the earliest one (`io_uring_submit_and_wait_timeout` or
 /// `epoll_wait`'s timeout), so no timer goes through Dispatch and a core with none armed waits
-/// with no timeout at all. Entries whose operation ended early stay until their time and are then
-/// dropped (their generation no longer matches).
+/// with no timeout at all. An entry whose operation ended early stays until its time and is then
+/// dropped (its generation no longer matches), unless the core drops such entries sooner
+/// (``dropEnded(keeping:)``): with long deadlines (a TCP idle timeout of minutes on every
+/// receive) they would otherwise pile up by the million.
 struct TimerQueue {
     enum Action {
         /// End a sleep normally.
@@ -48,6 +50,11 @@ struct TimerQueue {
     mutating func popDue(now: UInt64) -> Entry? {
         guard let first = heap.min, first.deadline <= now else { return nil }
         return heap.removeMin()
+    }
+
+    /// Drops every entry whose operation `isLive` says has ended; O(n).
+    mutating func dropEnded(keeping isLive: (OperationID) -> Bool) {
+        heap = Heap(heap.unordered.filter { isLive($0.operation) })
     }
 
     mutating func removeAll() { heap = Heap() }
