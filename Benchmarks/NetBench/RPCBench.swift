@@ -1,3 +1,4 @@
+import ArgumentParser
 import NetRPC
 import NetRuntime
 import NetTransport
@@ -8,9 +9,23 @@ enum BenchAPI {
 }
 
 struct BenchService: RPCService {
+    /// How the echo handler is registered.
+    var handler: HandlerKind = .inline
+
     func register(into handlers: inout RPCHandlers) {
-        handlers.register(BenchAPI.echo) { request, _ in request }
+        switch handler {
+        case .inline: handlers.registerInline(BenchAPI.echo) { request, _ in request }
+        case .task: handlers.register(BenchAPI.echo) { request, _ in request }
+        }
     }
+}
+
+/// How the rpc server runs its echo handler.
+enum HandlerKind: String, ExpressibleByArgument, CaseIterable {
+    /// `registerInline`: in the connection's read loop, no task (what an echo would use).
+    case inline
+    /// `register`: on a worker task, as a handler that may suspend runs.
+    case task
 }
 
 /// The client side of the rpc workloads: unary echo calls on `RPCConnection`s over the

@@ -17,6 +17,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Transport under the transport and rpc layers: tcp or rdma.") var transport: TransportKind = .tcp
     @Option(help: "Address to listen on (default 127.0.0.1; for rdma an RDMA device's address, default $RDMA_ADDR).") var host: String?
     @Option(help: "Port; 0 picks one.") var port = 0
+    @Option(help: "How the rpc layer runs its echo handler: inline (registerInline, in the read loop) or task (register, on a worker task).") var handler: HandlerKind = .inline
     @OptionGroup var rdma: RDMAOptions
 
     func run() async throws {
@@ -31,7 +32,7 @@ struct Serve: AsyncParsableCommand {
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
         if layer == .rpc {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
-            let server = RPCServer(services: [BenchService()], configuration: Self.rpcConfiguration)
+            let server = RPCServer(services: [BenchService(handler: handler)], configuration: Self.rpcConfiguration)
             listening(group.address.port)
             _ = try await runtime.runOnEveryCore { core in try await server.serve(try group.listener(on: core)) }
             return
@@ -64,7 +65,7 @@ struct Serve: AsyncParsableCommand {
             let listener = try RDMAListener.bind(address, on: core, configuration: configuration)
             listening(listener.localAddress.port)
             if layer == .rpc {
-                try await RPCServer(services: [BenchService()], configuration: Self.rpcConfiguration).serve(listener)
+                try await RPCServer(services: [BenchService(handler: handler)], configuration: Self.rpcConfiguration).serve(listener)
             } else {
                 try await TransportEcho.serve(listener, on: core)
             }

@@ -17,6 +17,9 @@ struct RPCCallRDMATests {
     @Test("RDMA: concurrent calls on one connection complete out of order, each with its own response")
     func outOfOrder() async throws { try await suite.outOfOrder(over: .rdma) }
 
+    @Test("RDMA: an inline handler answers on its core, its errors reach the caller typed, and it is answered while another call's handler is suspended")
+    func inlineHandler() async throws { try await suite.inlineHandler(over: .rdma) }
+
     @Test("RDMA: handler errors, unknown methods and one-way messages")
     func statuses() async throws { try await suite.statuses(over: .rdma) }
 

@@ -55,6 +55,38 @@ struct RPCCallTests {
         #expect(order == [0, 1, 2, 3])
     }
 
+    @Test("An inline handler answers on its core, its errors reach the caller typed, and it is answered while another call's handler is suspended", arguments: [TestTransport.tcp])
+    func inlineHandler(over transport: TestTransport) async throws {
+        let probe = Probe()
+        let (reply, failed, status, whileHeld, held, oneWay) = try await transport.withConnection(probe: probe) { core, rpc in
+            let reply = try await rpc.call(TestAPI.inline, "abc")
+            var failed: RPCError?
+            do { _ = try await rpc.call(TestAPI.inline, "fail") } catch { failed = error as? RPCError }
+            var status: RPCError?
+            do { _ = try await rpc.call(TestAPI.inline, "status") } catch { status = error as? RPCError }
+            // A call whose handler waits does not hold up an inline one behind it.
+            let holding = Task {
+                _ = core
+                return try await rpc.call(TestAPI.hold, 5)
+            }
+            await probe.until { $0.started.contains(5) }
+            let whileHeld = try await rpc.call(TestAPI.inline, "xyz")
+            probe.open(5)
+            let held = try await holding.value
+            try await rpc.notify(TestAPI.inline, "one-way")
+            await probe.until { $0.recorded.contains("one-way") }
+            return (reply, failed, status, whileHeld, held, true)
+        }
+        #expect(reply == "cba")
+        #expect(failed?.code == .handlerError)
+        #expect(failed?.message.contains("TestFailure: fail") == true)
+        #expect(status?.code == .resourceExhausted)
+        #expect(status?.message == "no room")
+        #expect(whileHeld == "zyx")
+        #expect(held == 5)
+        #expect(oneWay)
+    }
+
     @Test("Handler errors, unknown methods and one-way messages", arguments: [TestTransport.tcp])
     func statuses(over transport: TestTransport) async throws {
         let probe = Probe()

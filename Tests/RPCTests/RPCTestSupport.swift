@@ -29,6 +29,9 @@ enum TestAPI {
     static let missing = RPCMethod<String, String>(id: 99, name: "Test.missing")
     /// JSON-coded.
     static let json = RPCMethod<Point, Point>.json(id: 8, name: "Test.json")
+    /// Inline (``RPCHandlers/registerInline(_:_:)``): returns the text reversed, or throws for "fail"
+    /// (a plain error) and "status" (an ``RPCError`` passed through as it is); records the text when it runs.
+    static let inline = RPCMethod<String, String>(id: 9, name: "Test.inline")
 
     struct Point: Codable, Equatable, Sendable { var x: Int; var y: Double }
 }
@@ -147,6 +150,14 @@ struct TestService: RPCService {
             return true
         }
         handlers.register(TestAPI.json) { point, _ in TestAPI.Point(x: point.x * 2, y: point.y * 2) }
+        handlers.registerInline(TestAPI.inline) { text, context in
+            probe.record(text)
+            switch text {
+            case "fail": throw TestFailure(text: text)
+            case "status": throw RPCError(.resourceExhausted, "no room")
+            default: return String(text.reversed()) + (context.core.isCurrent ? "" : " (off its core)")
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ enum Echo {                                        // shared by client and serve
 struct EchoService: RPCService {
     func register(into handlers: inout RPCHandlers) {
         handlers.register(Echo.echo) { text, context in text }   // runs on the connection's core
+        // a handler that never waits can run in the read loop, with no task: handlers.registerInline(...)
     }
 }
 

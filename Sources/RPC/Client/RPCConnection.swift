@@ -15,7 +15,8 @@ public final class RPCConnection<T: Transport> {
     let configuration: RPCConfiguration
     let writer: FrameWriter
 
-    private var pending = PendingCalls()
+    // Confined to the core's thread: no dynamic exclusivity checks on the per-call state (see TCPTransport).
+    @exclusivity(unchecked) private var pending = PendingCalls()
     private let room: CoreWaitQueue
     private var peerLimit = Int.max
     private var peerMetadataLimit = Int.max
@@ -24,7 +25,7 @@ public final class RPCConnection<T: Transport> {
     private var lastHeard = Deadline.now
     private var unansweredPings = 0
     private var keepalive: CoreWakeHandle?
-    private var scratch: [UInt8] = []
+    @exclusivity(unchecked) private var scratch: [UInt8] = []
     private var helloSent = false
 
     /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).

@@ -14,7 +14,8 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private let serverKey: ObjectIdentifier
 
     /// Calls running now, by call ID.
-    private var calls: [UInt64: RunningCall] = [:]
+    // Confined to the core's thread: no dynamic exclusivity checks on the per-call state (see TCPTransport).
+    @exclusivity(unchecked) private var calls: [UInt64: RunningCall] = [:]
     private var deadlines = Heap<DeadlineEntry>()
     private var sweeper: CoreWakeHandle?
     private var sweeperRunning = false
@@ -23,7 +24,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private var ended = false
     private var highestCallID: UInt64 = 0
 
-    private var idleWorkers: [CallWorker] = []
+    @exclusivity(unchecked) private var idleWorkers: [CallWorker] = []
 
     init(_ transport: T, server: RPCServer) {
         self.transport = transport
@@ -129,6 +130,18 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         let deadline = frame.timeoutNanoseconds.map { Deadline(nanoseconds: start.nanoseconds &+ min($0, UInt64(Int64.max) / 2)) }
         let context = RPCContext(
             core: core, peer: peer, deadline: deadline, metadata: frame.metadata, method: frame.method, callID: id)
+        if let inline = handler.runInline {
+            // Runs here and now: no task, no entry in `calls` (it ends before the next frame).
+            var response = Payload()
+            var failure: RPCError?
+            if deadline?.hasPassed == true {
+                failure = RPCError(.deadlineExceeded, "the deadline passed before the handler ran")
+            } else {
+                do { try inline(frame.payload, context, &response) } catch { failure = error }
+            }
+            await finish(handler, context, oneWay: oneWay, start: start, response: response, failure: failure)
+            return true
+        }
         let job = CallJob(handler: handler, payload: frame.payload, context: context, oneWay: oneWay, start: start)
         let worker: CallWorker
         if let idle = idleWorkers.popLast() {
@@ -207,6 +220,14 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         if call?.expired == true {
             failure = RPCError(.deadlineExceeded, "the deadline passed while the handler ran")
         }
+        await finish(handler, context, oneWay: oneWay, start: start, response: response, failure: failure)
+        if draining && calls.isEmpty { await close() }
+    }
+
+    /// Records the call in the metrics and sends its response or error.
+    private func finish(
+        _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline, response: Payload, failure: RPCError?
+    ) async {
         server.metrics[handler.id]?.record(
             startNanoseconds: start.nanoseconds, endNanoseconds: Deadline.now.nanoseconds, failed: failure != nil)
         if !oneWay && !ended {
@@ -217,7 +238,6 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 try? await transport.send(writer.response(callID: context.callID), body)
             }
         }
-        if draining && calls.isEmpty { await close() }
     }
 
     // MARK: Deadlines
