@@ -59,8 +59,8 @@ public struct RPCHandlers: Sendable {
 
     /// Registers `body`, which must not suspend, as the handler of `method`: the server runs it
     /// in the connection's read loop as soon as the request is parsed, and its response leaves
-    /// in the same turn. No task is involved, which makes a short call (a lookup in memory, an
-    /// echo) about twice as cheap for the server (docs/RPC.md has figures).
+    /// in the same turn. No task is involved: a short call (a lookup in memory, an echo) saves
+    /// the server a hand-off to a worker and that worker's task switch (docs/RPC.md has figures).
     ///
     /// An inline handler holds up the connection's other requests while it runs, so keep it
     /// short; work that waits belongs in ``register(_:_:)``. It cannot be cancelled once
