@@ -33,6 +33,8 @@ struct TimerQueue {
     }
 
     private var heap = Heap<Entry>()
+    /// Scratch for ``dropEnded(keeping:)``, kept with its capacity.
+    private var kept: [Entry] = []
     private var sequence: UInt64 = 0
 
     var isEmpty: Bool { heap.isEmpty }
@@ -52,9 +54,15 @@ struct TimerQueue {
         return heap.removeMin()
     }
 
-    /// Drops every entry whose operation `isLive` says has ended; O(n).
+    /// Drops every entry whose operation `isLive` says has ended: O(n log n), and no allocation
+    /// once `kept` and the heap have grown (the heap is emptied in place, keeping its storage, and
+    /// refilled; building a new `Heap` cost a copy and then regrowth, a dozen allocations each time).
     mutating func dropEnded(keeping isLive: (OperationID) -> Bool) {
-        heap = Heap(heap.unordered.filter { isLive($0.operation) })
+        kept.removeAll(keepingCapacity: true)
+        for entry in heap.unordered where isLive(entry.operation) { kept.append(entry) }
+        while heap.popMin() != nil {}
+        for entry in kept { heap.insert(entry) }
+        kept.removeAll(keepingCapacity: true)
     }
 
     mutating func removeAll() { heap = Heap() }
