@@ -40,10 +40,11 @@ enum RPCClientBench {
         }
         defer { for c in connections { Task { _ = core; await c.close() } } }
         let payload = TransportClient.payload(spec.size, from: connections[0].transport)
+        let options = RPCCallOptions(cancellable: !spec.uncancellable)
         switch spec.workload {
         case .rtt:
             let rpc = connections[0]
-            return try await measureRoundTrips(spec, on: core) { try await rpc.call(BenchAPI.echo, payload).count }
+            return try await measureRoundTrips(spec, on: core) { try await rpc.call(BenchAPI.echo, payload, options: options).count }
         case .rate, .bulk:
             let tally = Tally()
             for rpc in connections {
@@ -52,7 +53,7 @@ enum RPCClientBench {
                     nonisolated(unsafe) let (rpc, payload, tally) = (rpc, payload, tally)  // Unsafe boundary: the task runs only on this core's executor, where these live.
                     Task(executorPreference: core.executor) { @concurrent in
                         while !tally.stopped {
-                            guard let reply = try? await rpc.call(BenchAPI.echo, payload) else { return }
+                            guard let reply = try? await rpc.call(BenchAPI.echo, payload, options: options) else { return }
                             tally.completions += 1
                             tally.bytes += reply.count
                         }

@@ -23,6 +23,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("warmup-s"), help: "Warm-up seconds (rate, bulk).") var warmupSeconds = 1.0
     @Option(name: .customLong("duration-s"), help: "Timed seconds (rate, bulk).") var durationSeconds = 5.0
     @Option(name: .customLong("max-s"), help: "Cap on the timed part of rtt, seconds.") var maxSeconds = 100.0
+    @Flag(help: "rpc layer: calls with RPCCallOptions(cancellable: false), whose waits cost no cancellation handler (reported as a peer of its own).") var uncancellable = false
     @OptionGroup var rdma: RDMAOptions
 
     /// Bytes an RPC request adds to its payload, at most, without metadata (docs/PROTOCOL.md:
@@ -42,7 +43,8 @@ struct Run: AsyncParsableCommand {
                 connections: connections ?? (workload == .rate ? 4 : 1),
                 depth: depth ?? (workload == .rate ? 32 : workload == .bulk ? 4 : 1),
                 warmup: warmup, count: count,
-                warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds
+                warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds,
+                uncancellable: uncancellable
             )
         }
         let rdma = self.rdma.configuration
@@ -58,7 +60,7 @@ struct Run: AsyncParsableCommand {
         let (layer, transport) = (self.layer, self.transport)
         // Busy-polled RDMA is a peer of its own: its figures are not comparable with the others.
         let carrier = transport.rawValue + (transport == .rdma && self.rdma.rdmaBusyPollUs != nil ? "-poll" : "")
-        let peer = "swift-net-\(layer.rawValue)-\(carrier)"
+        let peer = "swift-net-\(layer.rawValue)-\(carrier)" + (layer == .rpc && uncancellable ? "-uncancellable" : "")
         var rows: [ResultRow] = []
         for spec in specs {
             let measurement = try await runtime.run(on: 0) { core in
@@ -88,6 +90,8 @@ struct WorkloadSpec: Sendable {
     var warmupSeconds: Double
     var durationSeconds: Double
     var maxSeconds: Double
+    /// rpc: calls that task cancellation does not end (`RPCCallOptions.cancellable` false).
+    var uncancellable = false
 }
 
 /// Prints the RESULT line (and context on stderr) for a measurement; returns it for the table.

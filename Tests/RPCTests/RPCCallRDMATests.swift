@@ -29,6 +29,9 @@ struct RPCCallRDMATests {
     @Test("RDMA: cancelling the caller's task sends a cancel that cancels the handler")
     func cancellation() async throws { try await suite.cancellation(over: .rdma) }
 
+    @Test("RDMA: a call made with cancellable: false outlives its task's cancellation and gets its response; its deadline still ends it")
+    func uncancellableCall() async throws { try await suite.uncancellableCall(over: .rdma) }
+
     @Test("RDMA: callers wait for room past the in-flight limit, or fail fast when configured so")
     func backpressure() async throws { try await suite.backpressure(over: .rdma) }
 

@@ -148,6 +148,35 @@ struct RPCCallTests {
         #expect(probe.snapshot.cancelled == [20_000])
     }
 
+    @Test("A call made with cancellable: false outlives its task's cancellation and gets its response; its deadline still ends it", arguments: [TestTransport.tcp])
+    func uncancellableCall(over transport: TestTransport) async throws {
+        let probe = Probe()
+        let (reply, after, expired) = try await transport.withConnection(probe: probe) { core, rpc in
+            let call = Task {
+                _ = core
+                return try await rpc.call(TestAPI.hold, 9, options: RPCCallOptions(cancellable: false))
+            }
+            await probe.until { $0.started.contains(9) }
+            call.cancel()
+            // Turns go by with the task cancelled: a cancellable call would have ended by now.
+            let after = try await rpc.call(TestAPI.echo, "after")
+            probe.open(9)
+            let reply: String
+            do { reply = String(try await call.value) } catch { reply = "\(error)" }
+            var expired: RPCError?
+            do {
+                _ = try await rpc.call(TestAPI.hold, 10, options: RPCCallOptions(deadline: .now + .milliseconds(100), cancellable: false))
+            } catch {
+                expired = error as? RPCError
+            }
+            return (reply, after, expired)
+        }
+        #expect(reply == "9")
+        #expect(after == "after")
+        #expect(!probe.snapshot.cancelled.contains(9))
+        #expect(expired?.code == .deadlineExceeded)
+    }
+
     @Test("Callers wait for room past the in-flight limit, or fail fast when configured so", arguments: [TestTransport.tcp])
     func backpressure(over transport: TestTransport) async throws {
         let probe = Probe()

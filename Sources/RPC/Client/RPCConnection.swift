@@ -63,7 +63,7 @@ public final class RPCConnection<T: Transport> {
         _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions = .init()
     ) async throws(RPCError) -> Response {
         let id = try await begin(method, request, options: options, kind: .request)
-        let response = try await wait(id, deadline: options.deadline)
+        let response = try await wait(id, deadline: options.deadline, cancellable: options.cancellable)
         do {
             return try method.responseCodec.decode(response)
         } catch {
@@ -127,14 +127,14 @@ public final class RPCConnection<T: Transport> {
         return id
     }
 
-    private func wait(_ id: UInt64, deadline: Deadline?) async throws(RPCError) -> Message {
+    private func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
         defer {
             pending.remove(id)
             room.signalOne()
         }
         if pending.call(id)?.done != true {
             do {
-                _ = try await suspendOnCore(core, deadline: deadline) { handle in pending.update(id) { $0.handle = handle } }
+                _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.update(id) { $0.handle = handle } }
             } catch {
                 if pending.call(id)?.done != true {
                     let failure = Self.waitError(error)
