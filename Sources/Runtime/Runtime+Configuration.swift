@@ -45,6 +45,13 @@ extension Runtime {
         public var completionEntries: UInt32
         /// Where the runtime logs (backend choice and why, start and stop).
         public var logger: Logger
+        /// How many jobs enqueued during a turn of a core's loop may still run in that turn, after
+        /// the jobs that were ready when it began. Most are hand-offs (a caller resumed by a
+        /// connection's reader, a task's hop back to the core's actor), which would otherwise
+        /// wait a turn and often a kernel entry; past the bound the core reaps I/O first, so
+        /// tasks that keep waking each other cannot starve it. Default 256; 0 runs every such job
+        /// a turn later; a negative value counts as 0.
+        public var handOffJobsPerTurn: Int = 256
         /// How long a graceful shutdown lets work in progress finish before cancelling it.
         /// Default 10 s.
         public var shutdownGracePeriod: Duration = .seconds(10)

@@ -12,8 +12,24 @@ final class HandOff {
 struct TurnTests {
     @Test("A task resumed by another task of its core runs in the same turn, not the next")
     func handOffInOneTurn() async throws {
-        try await withRuntime(cores: 1) { runtime in
-            let (count, turns) = try await runtime.run(on: 0) { core in
+        let (count, turns) = try await handOffs(handOffJobsPerTurn: nil)
+        #expect(count >= 1_000)
+        // One turn per hand-off when a resumed task waits for the next turn.
+        #expect(turns < 100)
+    }
+
+    @Test("With handOffJobsPerTurn 0, a resumed task waits for the next turn")
+    func handOffJobsPerTurnIsConfigurable() async throws {
+        let (count, turns) = try await handOffs(handOffJobsPerTurn: 0)
+        #expect(count >= 1_000)
+        #expect(turns >= 1_000)
+    }
+
+    /// Two tasks of one core hand the turn to each other 1,000 times; returns the hand-offs and
+    /// the core's turns. `nil` keeps the runtime's default bound.
+    private func handOffs(handOffJobsPerTurn: Int?) async throws -> (count: Int, turns: Int) {
+        try await withRuntime(cores: 1, configure: { if let handOffJobsPerTurn { $0.handOffJobsPerTurn = handOffJobsPerTurn } }) { runtime in
+            try await runtime.run(on: 0) { core in
                 let handOff = HandOff()
                 let rounds = 1_000
                 func player(_ me: Int) async {
@@ -32,9 +48,6 @@ struct TurnTests {
                 await b.value
                 return (handOff.count, core.statistics.turns - before)
             }
-            #expect(count >= 1_000)
-            // One turn per hand-off when a resumed task waits for the next turn.
-            #expect(turns < 100)
         }
     }
 

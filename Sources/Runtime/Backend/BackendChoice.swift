@@ -12,10 +12,13 @@ struct BackendChoice {
     let reason: String
     let ringEntries: UInt32
     let completionEntries: UInt32
+    /// ``Runtime/Configuration/handOffJobsPerTurn``, at least 0: handed to each core's loop.
+    let handOffJobsPerTurn: Int
 
     init(configuration: Runtime.Configuration) {
         ringEntries = configuration.ringEntries
         completionEntries = configuration.completionEntries
+        handOffJobsPerTurn = max(configuration.handOffJobsPerTurn, 0)
         if configuration.backend == .automatic, let value = getenv("NET_RUNTIME_BACKEND").map({ String(cString: $0) }) {
             switch value.lowercased() {
             case "epoll": requested = .epoll
@@ -34,24 +37,24 @@ struct BackendChoice {
         let completions = completionEntries
         switch requested.kind {
         case .ioUring:
-            let executor = try CoreThread.start(index: index, cpu: cpu) {
+            let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) {
                 try URingBackend(entries: entries, completionEntries: completions)
             }
             if index == 0 { logger.info("runtime backend: io_uring", metadata: ["reason": "\(reason)"]) }
             return executor
         case .epoll:
-            let executor = try CoreThread.start(index: index, cpu: cpu) { try EpollBackend() }
+            let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) { try EpollBackend() }
             if index == 0 { logger.info("runtime backend: epoll", metadata: ["reason": "\(reason)"]) }
             return executor
         case .automatic:
             do {
-                let executor = try CoreThread.start(index: index, cpu: cpu) {
+                let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) {
                     try URingBackend(entries: entries, completionEntries: completions)
                 }
                 if index == 0 { logger.info("runtime backend: io_uring", metadata: ["reason": "available"]) }
                 return executor
             } catch let error as IOError where error.operation == .ringSetup {
-                let executor = try CoreThread.start(index: index, cpu: cpu) { try EpollBackend() }
+                let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) { try EpollBackend() }
                 if index == 0 {
                     logger.notice(
                         "runtime backend: epoll",

@@ -33,8 +33,9 @@ final class CoreLoop {
     /// Whether the core is stopping: new operations end at once with `ECANCELED`.
     var isStopping: Bool { stopping }
 
-    init(index: Int, cpu: Int?, backend: any IOBackend, executor: CoreExecutor) {
+    init(index: Int, cpu: Int?, backend: any IOBackend, executor: CoreExecutor, handOffJobsPerTurn: Int) {
         self.index = index
+        self.handOffJobsPerTurn = handOffJobsPerTurn
         self.cpu = cpu
         self.backend = backend
         self.executor = executor
@@ -43,13 +44,14 @@ final class CoreLoop {
         runningTurnEndActions.reserveCapacity(64)
     }
 
-    /// How many jobs enqueued during a turn may run in that turn. Most are the other half of a
-    /// hand-off: a task resumed by the one running (an RPC reply handed to its caller, a credit
-    /// returned), or a task hopping to the core's actor after an await (Swift resumes an
-    /// actor-isolated continuation on the task executor, then hops). Left to the next turn, each
-    /// cost a turn, and a turn often a kernel entry; the bound keeps tasks that hand work back
-    /// and forth (or yield in a loop) from starving the ring.
-    static let extraJobsPerTurn = 256
+    /// How many jobs enqueued during a turn may run in that turn
+    /// (``Runtime/Configuration/handOffJobsPerTurn``). Most are the other half of a hand-off: a
+    /// task resumed by the one running (an RPC reply handed to its caller, a credit returned), or
+    /// a task hopping to the core's actor after an await (Swift resumes an actor-isolated
+    /// continuation on the task executor, then hops). Left to the next turn, each cost a turn,
+    /// and a turn often a kernel entry; the bound keeps tasks that hand work back and forth (or
+    /// yield in a loop) from starving the ring.
+    let handOffJobsPerTurn: Int
 
     // MARK: Operations
 
@@ -213,7 +215,7 @@ final class CoreLoop {
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 { drainInbox() }
 
             // Run the jobs queued now and the jobs they enqueue, up to a bound: then I/O is reaped.
-            var budget = jobs.count + Self.extraJobsPerTurn
+            var budget = jobs.count + handOffJobsPerTurn
             while budget > 0, let job = jobs.popFirst() {
                 budget -= 1
                 statistics.jobsRun &+= 1

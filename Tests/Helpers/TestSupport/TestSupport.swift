@@ -3,11 +3,13 @@ public import NetRuntime
 /// A runtime for one test (honours `NET_RUNTIME_BACKEND`), stopped afterwards with `stop()`
 /// rather than a blocking `shutdown()`: tests share Swift's small cooperative pool.
 public func withRuntime<T>(
-    cores: Int = 1, ringEntries: UInt32 = 256, _ body: (Runtime) async throws -> T
+    cores: Int = 1, ringEntries: UInt32 = 256, configure: (inout Runtime.Configuration) -> Void = { _ in },
+    _ body: (Runtime) async throws -> T
 ) async throws -> T {
     let runtime = try Runtime(configuration: .defaults {
         $0.coreCount = cores
         $0.ringEntries = ringEntries
+        configure(&$0)
     })
     do {
         let result = try await body(runtime)
