@@ -38,7 +38,7 @@ enum RPCClientBench {
         for _ in 0..<spec.connections {
             connections.append(try RPCConnection(try await dialer.dial(spec.address, on: core)))
         }
-        defer { for c in connections { Task { _ = core; await c.close() } } }
+        defer { for c in connections { _ = try? core.spawn { await c.close() } } }
         let payload = TransportClient.payload(spec.size, from: connections[0].transport)
         let options = RPCCallOptions(cancellable: !spec.uncancellable)
         switch spec.workload {
@@ -50,8 +50,7 @@ enum RPCClientBench {
             for rpc in connections {
                 for _ in 0..<spec.depth {
                     // Nonisolated on the core's executor: an actor-isolated task pays hops per await.
-                    nonisolated(unsafe) let (rpc, payload, tally) = (rpc, payload, tally)  // Unsafe boundary: the task runs only on this core's executor, where these live.
-                    Task(executorPreference: core.executor) { @concurrent in
+                    try core.spawn {
                         while !tally.stopped {
                             guard let reply = try? await rpc.call(BenchAPI.echo, payload, options: options) else { return }
                             tally.completions += 1

@@ -23,7 +23,7 @@ enum TransportClient {
     ) async throws -> Measurement {
         var connections: [Dialer.Connection] = []
         for _ in 0..<spec.connections { connections.append(try await dialer.dial(spec.address, on: core)) }
-        defer { for c in connections { Task { _ = core; await c.close() } } }
+        defer { for c in connections { _ = try? core.spawn { await c.close() } } }
         let payload = payload(spec.size, from: connections[0])
         switch spec.workload {
         case .rtt:
@@ -45,8 +45,7 @@ enum TransportClient {
         for c in connections {
             // Nonisolated on the core's executor: isolated to the core actor, this generic loop
             // ran 3.7 jobs per completion (0.1 so), and TCP's rate fell to a sixth.
-            nonisolated(unsafe) let (c, payload, tally) = (c, payload, tally)  // Unsafe boundary: the task runs only on this core's executor, where these live.
-            Task(executorPreference: core.executor) { @concurrent in
+            try core.spawn {
                 do {
                     for _ in 0..<spec.depth { try await c.send(payload) }
                     while true {
