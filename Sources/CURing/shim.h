@@ -97,4 +97,23 @@ static inline int curing_accept4(int fd, struct sockaddr *address, socklen_t *le
 /// errno of the calling thread (Swift cannot read the thread-local macro reliably after ARC).
 static inline int curing_errno(void) { return errno; }
 
+/// Whether the kernel has queued completion work for this ring that only a system call runs
+/// (`IORING_SQ_TASKRUN`, kept only by rings set up with `IORING_SETUP_TASKRUN_FLAG`). A plain
+/// load of the shared flags word, so an idle core can poll it without entering the kernel.
+static inline int curing_taskrun_pending(struct io_uring *ring) {
+    return (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN) != 0;
+}
+
+/// Runs the ring's pending completion work without waiting (`io_uring_get_events`).
+static inline int curing_get_events(struct io_uring *ring) { return io_uring_get_events(ring); }
+
+/// A spin-wait hint to the CPU (`pause` on x86, `yield` on ARM).
+static inline void curing_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

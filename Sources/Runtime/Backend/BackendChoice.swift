@@ -12,13 +12,13 @@ struct BackendChoice {
     let reason: String
     let ringEntries: UInt32
     let completionEntries: UInt32
-    /// ``Runtime/Configuration/handOffJobsPerTurn``, at least 0: handed to each core's loop.
-    let handOffJobsPerTurn: Int
+    /// What each core's loop takes from the configuration.
+    let loopSettings: CoreLoopSettings
 
     init(configuration: Runtime.Configuration) {
         ringEntries = configuration.ringEntries
         completionEntries = configuration.completionEntries
-        handOffJobsPerTurn = max(configuration.handOffJobsPerTurn, 0)
+        loopSettings = CoreLoopSettings(configuration)
         if configuration.backend == .automatic, let value = getenv("NET_RUNTIME_BACKEND").map({ String(cString: $0) }) {
             switch value.lowercased() {
             case "epoll": requested = .epoll
@@ -37,24 +37,24 @@ struct BackendChoice {
         let completions = completionEntries
         switch requested.kind {
         case .ioUring:
-            let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) {
+            let executor = try CoreThread.start(index: index, cpu: cpu, settings: loopSettings) {
                 try URingBackend(entries: entries, completionEntries: completions)
             }
             if index == 0 { logger.info("runtime backend: io_uring", metadata: ["reason": "\(reason)"]) }
             return executor
         case .epoll:
-            let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) { try EpollBackend() }
+            let executor = try CoreThread.start(index: index, cpu: cpu, settings: loopSettings) { try EpollBackend() }
             if index == 0 { logger.info("runtime backend: epoll", metadata: ["reason": "\(reason)"]) }
             return executor
         case .automatic:
             do {
-                let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) {
+                let executor = try CoreThread.start(index: index, cpu: cpu, settings: loopSettings) {
                     try URingBackend(entries: entries, completionEntries: completions)
                 }
                 if index == 0 { logger.info("runtime backend: io_uring", metadata: ["reason": "available"]) }
                 return executor
             } catch let error as IOError where error.operation == .ringSetup {
-                let executor = try CoreThread.start(index: index, cpu: cpu, handOffJobsPerTurn: handOffJobsPerTurn) { try EpollBackend() }
+                let executor = try CoreThread.start(index: index, cpu: cpu, settings: loopSettings) { try EpollBackend() }
                 if index == 0 {
                     logger.notice(
                         "runtime backend: epoll",

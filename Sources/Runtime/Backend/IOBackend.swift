@@ -28,6 +28,12 @@ protocol IOBackend: AnyObject {
     ///   ``wake()`` is called or `timeout` nanoseconds pass (`UInt64.max`: no timeout).
     func poll(timeout: UInt64?, _ handler: (UInt64, Int32, UInt32) -> Void)
 
+    /// Reports what has completed, for a core polling while idle: never blocks, and enters the
+    /// kernel only when it has something for us (or cannot tell without entering it).
+    ///
+    /// - Returns: whether anything was reported or reaped.
+    func pollIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool
+
     /// What other threads use to interrupt a blocking ``poll(timeout:_:)``.
     var waker: Waker { get }
 

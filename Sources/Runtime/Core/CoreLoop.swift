@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CURing
 import DequeModule
 import Synchronization
 
@@ -33,9 +34,10 @@ final class CoreLoop {
     /// Whether the core is stopping: new operations end at once with `ECANCELED`.
     var isStopping: Bool { stopping }
 
-    init(index: Int, cpu: Int?, backend: any IOBackend, executor: CoreExecutor, handOffJobsPerTurn: Int) {
+    init(index: Int, cpu: Int?, backend: any IOBackend, executor: CoreExecutor, settings: CoreLoopSettings) {
         self.index = index
-        self.handOffJobsPerTurn = handOffJobsPerTurn
+        self.handOffJobsPerTurn = settings.handOffJobsPerTurn
+        self.idlePollNanoseconds = settings.idlePollNanoseconds
         self.cpu = cpu
         self.backend = backend
         self.executor = executor
@@ -52,6 +54,10 @@ final class CoreLoop {
     /// and a turn often a kernel entry; the bound keeps tasks that hand work back and forth (or
     /// yield in a loop) from starving the ring.
     let handOffJobsPerTurn: Int
+
+    /// How long an idle core polls its backend and inbox before it parks
+    /// (``Runtime/Configuration/idlePollTime``); 0 parks at once.
+    let idlePollNanoseconds: UInt64
 
     // MARK: Operations
 
@@ -205,6 +211,33 @@ final class CoreLoop {
         }
     }
 
+    /// Polls the backend and the inbox for up to ``idlePollNanoseconds`` (or until the earliest
+    /// timer), without parking: a completion or a job that arrives meanwhile is taken up without
+    /// the cost of a wake-up (a sleeping thread's wake across CPUs is most of a loopback round
+    /// trip). The core's `parked` flag stays down, so other threads enqueue without waking it.
+    ///
+    /// - Returns: whether there is work to do now; `false` when the time ran out with none.
+    private func pollWhileIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool {
+        statistics.idlePolls &+= 1
+        let start = Deadline.now.nanoseconds
+        var end = start &+ idlePollNanoseconds
+        if end < start { end = .max }
+        if let earliest = timers.earliest, earliest < end { end = earliest }
+        var spins = 0
+        while true {
+            if backend.pollIdle(handler) && !jobs.isEmpty { break }
+            if executor.pending.load(ordering: .relaxed) > 0 { break }
+            spins &+= 1
+            // Reading the clock costs more than a poll of an empty ring: read it now and then.
+            if spins & 31 == 0 && Deadline.now.nanoseconds >= end {
+                return !jobs.isEmpty || timers.earliest.map { $0 <= Deadline.now.nanoseconds } ?? false
+            }
+            curing_cpu_relax()
+        }
+        statistics.idlePollsEndedByWork &+= 1
+        return true
+    }
+
     /// Runs until asked to stop and every operation has ended.
     func run() {
         let serial = executor.serial.asUnownedSerialExecutor()
@@ -243,6 +276,8 @@ final class CoreLoop {
             // Stop once the kernel holds nothing of ours. Completed operations whose tasks have
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }
+
+            if idlePollNanoseconds > 0 && pollWhileIdle(handler) { continue }
 
             executor.parked.store(true, ordering: .sequentiallyConsistent)
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 {

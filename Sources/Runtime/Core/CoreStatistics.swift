@@ -10,6 +10,12 @@ public struct CoreStatistics: Sendable, Hashable {
     public var remoteJobs = 0
     /// Times the core parked in the kernel.
     public var parks = 0
+    /// Times the idle core polled instead of parking at once
+    /// (``Runtime/Configuration/idlePollTime``).
+    public var idlePolls = 0
+    /// Idle polls that found work (a completion, a job from another thread) before their time
+    /// ran out: each spared a park and the wake-up after it.
+    public var idlePollsEndedByWork = 0
     /// Operations completed.
     public var operationsCompleted = 0
     /// Times a submission found the submission queue full and the core submitted, reaped and

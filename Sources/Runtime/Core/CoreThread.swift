@@ -26,7 +26,7 @@ enum CoreThread {
     /// - Throws: the backend's setup error (the caller may retry with another backend), or an
     ///   ``IOError`` if the thread cannot be created or pinned.
     static func start(
-        index: Int, cpu: Int?, handOffJobsPerTurn: Int, makeBackend: @escaping () throws -> any IOBackend
+        index: Int, cpu: Int?, settings: CoreLoopSettings, makeBackend: @escaping () throws -> any IOBackend
     ) throws -> CoreExecutor {
         let executor = CoreExecutor()
         let handshake = Handshake()
@@ -51,7 +51,7 @@ enum CoreThread {
             executor.thread = pthread_self()
             executor.waker = backend.waker
             executor.loop = CoreLoop(
-                index: index, cpu: cpu, backend: backend, executor: executor, handOffJobsPerTurn: handOffJobsPerTurn)
+                index: index, cpu: cpu, backend: backend, executor: executor, settings: settings)
             CoreThread.setCurrent(executor)
             sem_post(&handshake.semaphore)
             executor.loop.run()

@@ -232,6 +232,15 @@ final class EpollBackend: IOBackend {
         }
     }
 
+    func pollIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool {
+        var reported = false
+        poll(timeout: nil) { token, result, flags in
+            reported = true
+            handler(token, result, flags)
+        }
+        return reported
+    }
+
     /// Retries the waiting operations of one direction in order until one would block.
     private func progress(_ fd: Int32, writers: Bool) {
         guard var state = descriptors[fd] else { return }

@@ -19,6 +19,8 @@ final class URingBackend: IOBackend {
     private var deferred: [(UInt64, Int32, UInt32)] = []
     private(set) var submissionQueueFullCount = 0
     private var closed = false
+    /// Whether the kernel flags pending task work (``pollIdle(_:)`` then skips needless entries).
+    private let taskrunFlagged: Bool
 
     /// Sets up a ring with `entries` submission slots and `completionEntries` completion slots.
     ///
@@ -61,6 +63,7 @@ final class URingBackend: IOBackend {
         self.ring = ring
         self.wakeFD = efd
         self.features = URingFeatures.probe(ring: ring, params: params)
+        self.taskrunFlagged = params.flags & CURING_SETUP_TASKRUN_FLAG != 0
         self.wakeBuffer = .allocate(capacity: 1)
         self.wakeBuffer.initialize(to: 0)
         self.cqes = .allocate(capacity: batch)
@@ -164,6 +167,22 @@ final class URingBackend: IOBackend {
             _ = io_uring_submit(ring)
         }
         reap(handler)
+    }
+
+    func pollIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool {
+        if !deferred.isEmpty {
+            poll(timeout: nil, handler)
+            return true
+        }
+        if io_uring_sq_ready(ring) > 0 { _ = io_uring_submit(ring) }
+        // Under DEFER_TASKRUN or COOP_TASKRUN a completion waits as task work until we enter the
+        // kernel; the TASKRUN flag says when that is worth a system call. Without the flag, ask.
+        if io_uring_cq_ready(ring) == 0 && (!taskrunFlagged || curing_taskrun_pending(ring) != 0) {
+            _ = curing_get_events(ring)
+        }
+        if io_uring_cq_ready(ring) == 0 { return false }
+        reap(handler)
+        return true
     }
 
     private func reap(_ handler: (UInt64, Int32, UInt32) -> Void) {
