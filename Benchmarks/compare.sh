@@ -7,11 +7,16 @@
 #   Benchmarks/compare.sh transport        # framed TCP echo: rtt, rate, bulk vs nio-echo, sockperf, iperf3
 #   Benchmarks/compare.sh rpc              # unary RPC echo: rtt, rate, bulk vs nio-echo, grpc-echo, sockperf
 #
-# Environment: ROUNDS (3), PEERS_DIR (../shared/peers), OUT (results/compare-<stamp>.txt).
+# Environment: ROUNDS (3), PEERS_DIR (../shared/peers), OUT (results/compare-<stamp>.txt),
+# VARIANTS: ';'-separated extra arguments for our run, each variant run every round (default: one
+# run with none). The server gets a variant's --idle-poll-us too. "; --idle-poll-us 200" adds
+# cores that poll while idle; "; --batched" (rpc) adds calls through RPCConnection.callAll.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 what=${1:-runtime-rtt}
 ROUNDS=${ROUNDS:-3}
+IFS=';' read -r -a variants <<<"${VARIANTS:-}"
+[[ ${#variants[@]} -gt 0 ]] || variants=("")
 PEERS_DIR=${PEERS_DIR:-../shared/peers}
 BIN=.build/release/net-bench
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -35,16 +40,17 @@ cleanup() { [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 run_ours() {
-  local layer_args=$1 log
+  local layer_args=$1 extra=$2 log serve_extra
+  serve_extra=$(grep -o -- '--idle-poll-us [0-9]*' <<<"$extra" || true)
   log=$(mktemp)
   # shellcheck disable=SC2086
-  taskset -c 0 "$BIN" serve ${layer_args%% --workload*} --port 0 >"$log" 2>/dev/null &
+  taskset -c 0 "$BIN" serve ${layer_args%% --workload*} $serve_extra --port 0 >"$log" 2>/dev/null &
   server_pid=$!
   for _ in $(seq 100); do grep -q LISTENING "$log" && break; sleep 0.1; done
   local port
   port=$(grep -o 'port=[0-9]*' "$log" | cut -d= -f2)
   # shellcheck disable=SC2086
-  taskset -c 1 "$BIN" run $layer_args --port "$port" 2>/dev/null | grep '^RESULT' | tee -a "$OUT"
+  taskset -c 1 "$BIN" run $layer_args $extra --port "$port" 2>/dev/null | grep '^RESULT' | tee -a "$OUT"
   kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
   rm -f "$log"
 }
@@ -52,7 +58,9 @@ run_ours() {
 echo "# compare $what, $ROUNDS rounds, $(date -u), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT"
 for round in $(seq "$ROUNDS"); do
   echo "# round $round" | tee -a "$OUT"
-  for args in "${ours[@]}"; do run_ours "$args"; done
+  for variant in "${variants[@]}"; do
+    for args in "${ours[@]}"; do run_ours "$args" "$variant"; done
+  done
   PIN=split PEERS="$peers" WORKLOADS="$workloads" SKIP_BUILD="${SKIP_BUILD:-}" bash "$PEERS_DIR/run.sh" 2>/dev/null \
     | grep '^RESULT' | tee -a "$OUT"
 done

@@ -47,7 +47,19 @@ enum RPCClientBench {
             return try await measureRoundTrips(spec, on: core) { try await rpc.call(BenchAPI.echo, payload, options: options).count }
         case .rate, .bulk:
             let tally = Tally()
-            for rpc in connections {
+            for rpc in connections where spec.batched {
+                let batch = Array(repeating: payload, count: spec.depth)
+                try core.spawn {
+                    while !tally.stopped {
+                        for outcome in await rpc.callAll(BenchAPI.echo, batch, options: options) {
+                            guard case .success(let reply) = outcome else { return }
+                            tally.completions += 1
+                            tally.bytes += reply.count
+                        }
+                    }
+                }
+            }
+            for rpc in connections where !spec.batched {
                 for _ in 0..<spec.depth {
                     // Nonisolated on the core's executor: an actor-isolated task pays hops per await.
                     try core.spawn {

@@ -24,7 +24,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("duration-s"), help: "Timed seconds (rate, bulk).") var durationSeconds = 5.0
     @Option(name: .customLong("max-s"), help: "Cap on the timed part of rtt, seconds.") var maxSeconds = 100.0
     @Flag(help: "rpc layer: calls with RPCCallOptions(cancellable: false), whose waits cost no cancellation handler (reported as a peer of its own).") var uncancellable = false
+    @Flag(help: "rpc layer, rate and bulk: one task per connection makes its calls through RPCConnection.callAll, --depth at a time, instead of a task per call in flight (reported as a peer of its own: -batched).") var batched = false
     @OptionGroup var rdma: RDMAOptions
+    @OptionGroup var runtimeOptions: RuntimeOptions
 
     /// Bytes an RPC request adds to its payload, at most, without metadata (docs/PROTOCOL.md:
     /// the 12-byte header, the method ID and the timeout).
@@ -44,7 +46,7 @@ struct Run: AsyncParsableCommand {
                 depth: depth ?? (workload == .rate ? 32 : workload == .bulk ? 4 : 1),
                 warmup: warmup, count: count,
                 warmupSeconds: warmupSeconds, durationSeconds: durationSeconds, maxSeconds: maxSeconds,
-                uncancellable: uncancellable
+                uncancellable: uncancellable, batched: batched
             )
         }
         let rdma = self.rdma.configuration
@@ -55,12 +57,14 @@ struct Run: AsyncParsableCommand {
             }
         }
         // One core: `taskset -c 1` gives the client one CPU.
-        let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
+        let runtime = try Runtime(configuration: runtimeOptions.configuration(coreCount: 1))
         defer { runtime.shutdown() }
         let (layer, transport) = (self.layer, self.transport)
         // Busy-polled RDMA is a peer of its own: its figures are not comparable with the others.
         let carrier = transport.rawValue + (transport == .rdma && self.rdma.rdmaBusyPollUs != nil ? "-poll" : "")
         let peer = "swift-net-\(layer.rawValue)-\(carrier)" + (layer == .rpc && uncancellable ? "-uncancellable" : "")
+            + (layer == .rpc && batched ? "-batched" : "")
+            + runtimeOptions.peerSuffix
         var rows: [ResultRow] = []
         for spec in specs {
             let measurement = try await runtime.run(on: 0) { core in
@@ -92,6 +96,9 @@ struct WorkloadSpec: Sendable {
     var maxSeconds: Double
     /// rpc: calls that task cancellation does not end (`RPCCallOptions.cancellable` false).
     var uncancellable = false
+    /// rpc rate and bulk: one task per connection keeps `depth` calls in flight through
+    /// `RPCConnection.callAll`, rather than a task per call in flight.
+    var batched = false
 }
 
 /// Prints the RESULT line (and context on stderr) for a measurement; returns it for the table.

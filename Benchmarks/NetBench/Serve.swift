@@ -19,6 +19,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port; 0 picks one.") var port = 0
     @Option(help: "How the rpc layer runs its echo handler: inline (registerInline, in the read loop) or task (register, on a worker task).") var handler: HandlerKind = .inline
     @OptionGroup var rdma: RDMAOptions
+    @OptionGroup var runtimeOptions: RuntimeOptions
 
     func run() async throws {
         if transport == .rdma {
@@ -26,7 +27,7 @@ struct Serve: AsyncParsableCommand {
             guard let address = SocketAddress(host: try RDMAOptions.host(host), port: port) else { throw ValidationError("bad --host \(host ?? "")") }
             return try await serveRDMA(on: address)
         }
-        let runtime = try Runtime()
+        let runtime = try Runtime(configuration: runtimeOptions.configuration())
         defer { runtime.shutdown() }
         let host = self.host ?? "127.0.0.1"
         guard let address = SocketAddress(host: host, port: port) else { throw ValidationError("bad --host \(host)") }
@@ -58,7 +59,7 @@ struct Serve: AsyncParsableCommand {
 
     /// The transport or RPC echo over RDMA: one listener, on a runtime of one core.
     private func serveRDMA(on address: SocketAddress) async throws {
-        let runtime = try Runtime(configuration: .defaults { $0.coreCount = 1 })
+        let runtime = try Runtime(configuration: runtimeOptions.configuration(coreCount: 1))
         defer { runtime.shutdown() }
         let (layer, configuration) = (self.layer, rdma.configuration)
         try await runtime.run(on: 0) { core in

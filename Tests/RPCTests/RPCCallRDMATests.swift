@@ -32,6 +32,9 @@ struct RPCCallRDMATests {
     @Test("RDMA: a call made with cancellable: false outlives its task's cancellation and gets its response; its deadline still ends it")
     func uncancellableCall() async throws { try await suite.uncancellableCall(over: .rdma) }
 
+    @Test("RDMA: callAll keeps a batch in flight from one task, outcomes in order, past the in-flight limit, none sent once cancelled")
+    func callAll() async throws { try await suite.callAll(over: .rdma) }
+
     @Test("RDMA: callers wait for room past the in-flight limit, or fail fast when configured so")
     func backpressure() async throws { try await suite.backpressure(over: .rdma) }
 

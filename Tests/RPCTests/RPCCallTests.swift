@@ -177,6 +177,40 @@ struct RPCCallTests {
         #expect(expired?.code == .deadlineExceeded)
     }
 
+    @Test("callAll keeps a batch in flight from one task: outcomes in request order, a failing call fails alone, requests past the in-flight limit go out as replies come, and none are sent once the task is cancelled", arguments: [TestTransport.tcp])
+    func callAll(over transport: TestTransport) async throws {
+        let probe = Probe()
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try await transport.startServer(runtime, server: server)
+            let (outcomes, cancelled, afterClose) = try await runtime.run(on: 0) { core in
+                // 100 requests through at most 8 in flight: the rest go out as replies come.
+                let rpc = try await transport.connect(address, on: core, configuration: .defaults { $0.maximumConcurrentCalls = 8 })
+                let requests = (0..<100).map { $0 == 37 ? "fail" : "r\($0)" }
+                let outcomes = await rpc.callAll(TestAPI.inline, requests, options: RPCCallOptions())
+                let batch = Task {
+                    _ = core
+                    return await rpc.callAll(TestAPI.inline, ["never-1", "never-2"], options: RPCCallOptions())
+                }
+                batch.cancel()  // before it runs: this task holds the core until its next await
+                let cancelled = await batch.value
+                _ = try await rpc.call(TestAPI.echo, "flush")  // anything sent has been handled by now
+                await rpc.close()
+                let afterClose = await rpc.callAll(TestAPI.inline, ["a", "b"], options: RPCCallOptions())
+                return (
+                    outcomes.map { (try? $0.get()) ?? "error \($0.errorCode.map { "\($0)" } ?? "")" },
+                    cancelled.map(\.errorCode), afterClose.map(\.errorCode))
+            }
+            #expect(outcomes.count == 100)
+            for (index, text) in outcomes.enumerated() {
+                #expect(text == (index == 37 ? "error handlerError" : String("r\(index)".reversed())))
+            }
+            #expect(cancelled == [.cancelled, .cancelled])
+            #expect(!probe.snapshot.recorded.contains { $0.hasPrefix("never") })
+            #expect(afterClose == [.connectionLost, .connectionLost])
+        }
+    }
+
     @Test("Callers wait for room past the in-flight limit, or fail fast when configured so", arguments: [TestTransport.tcp])
     func backpressure(over transport: TestTransport) async throws {
         let probe = Probe()
@@ -267,5 +301,13 @@ struct RPCClientLimitTests {
             }
             #expect(codes == [.resourceExhausted, .resourceExhausted, .resourceExhausted])
         }
+    }
+}
+
+extension Result where Failure == RPCError {
+    /// The failure's code, or nil on success.
+    var errorCode: RPCError.Code? {
+        if case .failure(let error) = self { return error.code }
+        return nil
     }
 }

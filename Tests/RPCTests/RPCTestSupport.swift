@@ -277,6 +277,9 @@ protocol RPCCaller: AnyObject {
     func notify<Request, Response>(
         _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions
     ) async throws(RPCError)
+    func callAll<Request, Response>(
+        _ method: RPCMethod<Request, Response>, _ requests: some Sequence<Request>, options: RPCCallOptions
+    ) async -> [Result<Response, RPCError>]
     func close() async
     var pendingCount: Int { get }
     /// Closes the transport under the connection, as if the network dropped it.

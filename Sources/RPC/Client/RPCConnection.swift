@@ -53,6 +53,10 @@ public final class RPCConnection<T: Transport> {
     /// Calls waiting for their response.
     public var pendingCount: Int { pending.count }
 
+    /// How many calls may be in flight on this connection now: the smaller of this side's
+    /// ``RPCConfiguration/maximumConcurrentCalls`` and the server's.
+    var callLimit: Int { min(configuration.maximumConcurrentCalls, peerLimit) }
+
     /// Calls `method` with `request` and returns its response.
     ///
     /// - Throws: ``RPCError``: the server's status, or `.deadlineExceeded`, `.cancelled` (the
@@ -63,7 +67,10 @@ public final class RPCConnection<T: Transport> {
         _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions = .init()
     ) async throws(RPCError) -> Response {
         let id = try await begin(method, request, options: options, kind: .request)
-        let response = try await wait(id, deadline: options.deadline, cancellable: options.cancellable)
+        return try decode(method, try await wait(id, deadline: options.deadline, cancellable: options.cancellable))
+    }
+
+    func decode<Request, Response>(_ method: RPCMethod<Request, Response>, _ response: Message) throws(RPCError) -> Response {
         do {
             return try method.responseCodec.decode(response)
         } catch {
@@ -85,14 +92,14 @@ public final class RPCConnection<T: Transport> {
 
     // MARK: Calls
 
-    private func begin<Request, Response>(
+    func begin<Request, Response>(
         _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions, kind: FrameKind
     ) async throws(RPCError) -> UInt64 {
         if let failure { throw failure }
         if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
         try options.metadata.validate(maximumBytes: min(configuration.maximumMetadataBytes, peerMetadataLimit))
         do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
-        let limit = min(configuration.maximumConcurrentCalls, peerLimit)
+        let limit = callLimit
         while kind == .request && pending.count >= limit {
             if configuration.failFastWhenFull {
                 throw RPCError(.resourceExhausted, "\(limit) calls in flight on this connection")
@@ -127,7 +134,7 @@ public final class RPCConnection<T: Transport> {
         return id
     }
 
-    private func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
+    func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
         defer {
             pending.remove(id)
             room.signalOne()
