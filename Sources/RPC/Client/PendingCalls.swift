@@ -53,19 +53,28 @@ struct PendingCalls {
         return nextID
     }
 
-    /// The call `id`, if in flight.
-    func call(_ id: UInt64) -> PendingCall? {
+    // The calls below work on the slot in place: copying a `PendingCall` out retains its
+    // message and error, a cost every call paid several times.
+
+    /// Whether call `id` is in flight and has its response (or error).
+    func isAnswered(_ id: UInt64) -> Bool {
         let i = index(id)
-        return slots[i].id == id && id != 0 ? slots[i].call : nil
+        return slots[i].id == id && id != 0 && slots[i].call.done
     }
 
-    /// Changes the call `id` in place; returns it as changed, or nil if not in flight.
-    @discardableResult
-    mutating func update(_ id: UInt64, _ body: (inout PendingCall) -> Void) -> PendingCall? {
+    /// Records the handle that resumes call `id`'s caller, if the call is in flight.
+    mutating func setHandle(_ id: UInt64, _ handle: CoreWakeHandle) {
         let i = index(id)
-        guard slots[i].id == id, id != 0 else { return nil }
+        if slots[i].id == id && id != 0 { slots[i].call.handle = handle }
+    }
+
+    /// Answers call `id` if it is in flight and unanswered (`body` sets its response or error);
+    /// returns the handle of its waiting caller, if any.
+    mutating func answer(_ id: UInt64, _ body: (inout PendingCall) -> Void) -> CoreWakeHandle? {
+        let i = index(id)
+        guard slots[i].id == id, id != 0, !slots[i].call.done else { return nil }
         body(&slots[i].call)
-        return slots[i].call
+        return slots[i].call.handle
     }
 
     /// Removes the call `id`; returns it.
@@ -73,10 +82,10 @@ struct PendingCalls {
     mutating func remove(_ id: UInt64) -> PendingCall? {
         let i = index(id)
         guard slots[i].id == id, id != 0 else { return nil }
-        let call = slots[i].call
-        slots[i] = Slot()
+        var removed = Slot()
+        swap(&removed, &slots[i])
         count -= 1
-        return call
+        return removed.call
     }
 
     /// The IDs in flight.

@@ -135,15 +135,13 @@ public final class RPCConnection<T: Transport> {
     }
 
     func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
-        defer {
-            pending.remove(id)
-            room.signalOne()
-        }
-        if pending.call(id)?.done != true {
+        if !pending.isAnswered(id) {
             do {
-                _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.update(id) { $0.handle = handle } }
+                _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.setHandle(id, handle) }
             } catch {
-                if pending.call(id)?.done != true {
+                if !pending.isAnswered(id) {
+                    pending.remove(id)
+                    room.signalOne()
                     let failure = Self.waitError(error)
                     if failure.code == .deadlineExceeded || failure.code == .cancelled {
                         // Tell the server to stop working on it; the response, if any, is ignored.
@@ -153,7 +151,9 @@ public final class RPCConnection<T: Transport> {
                 }
             }
         }
-        guard let call = pending.call(id) else { throw RPCError(.connectionLost, "the connection ended") }
+        let call = pending.remove(id)
+        room.signalOne()
+        guard let call else { throw RPCError(.connectionLost, "the connection ended") }
         if let response = call.response { return response }
         throw call.error ?? RPCError(.unknown, "no response")
     }
@@ -226,8 +226,8 @@ public final class RPCConnection<T: Transport> {
     }
 
     private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
-        guard let call = pending.call(id), !call.done else { return }  // unknown: cancelled or timed out
-        if let handle = pending.update(id, body)?.handle { core.resume(handle) }
+        // An unknown ID is a call that was cancelled or timed out: its response is dropped.
+        if let handle = pending.answer(id, body) { core.resume(handle) }
     }
 
     /// Ends the connection with `error`: every pending call fails with it at once.
