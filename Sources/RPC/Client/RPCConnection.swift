@@ -18,15 +18,15 @@ public final class RPCConnection<T: Transport> {
     // Confined to the core's thread: no dynamic exclusivity checks on the per-call state (see TCPTransport).
     @exclusivity(unchecked) private var pending = PendingCalls()
     private let room: CoreWaitQueue
-    private var peerLimit = Int.max
-    private var peerMetadataLimit = Int.max
-    private var failure: RPCError?
-    private var goingAway = false
-    private var lastHeard = Deadline.now
-    private var unansweredPings = 0
+    @exclusivity(unchecked) private var peerLimit = Int.max
+    @exclusivity(unchecked) private var peerMetadataLimit = Int.max
+    @exclusivity(unchecked) private var failure: RPCError?
+    @exclusivity(unchecked) private var goingAway = false
+    @exclusivity(unchecked) private var lastHeard = Deadline.now
+    @exclusivity(unchecked) private var unansweredPings = 0
     private var keepalive: CoreWakeHandle?
     @exclusivity(unchecked) private var scratch: [UInt8] = []
-    private var helloSent = false
+    @exclusivity(unchecked) private var helloSent = false
 
     /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
     /// Call on the transport's core.
@@ -98,7 +98,9 @@ public final class RPCConnection<T: Transport> {
         if let failure { throw failure }
         if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
         try options.metadata.validate(maximumBytes: min(configuration.maximumMetadataBytes, peerMetadataLimit))
-        do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
+        if !helloSent {
+            do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
+        }
         let limit = callLimit
         while kind == .request && pending.count >= limit {
             if configuration.failFastWhenFull {
