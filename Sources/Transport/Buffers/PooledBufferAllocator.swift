@@ -45,9 +45,11 @@ public final class PooledBufferAllocator: BufferPool {
         var cursor = 0
     }
 
-    private var classes: [SizeClass]
+    // Non-Sendable, so confined to its core by the compiler: dynamic exclusivity checks on these
+    // (taken on every buffer handed out) would buy nothing.
+    @exclusivity(unchecked) private var classes: [SizeClass]
     /// The pool's counters.
-    public private(set) var statistics = Statistics()
+    @exclusivity(unchecked) public private(set) var statistics = Statistics()
 
     /// A pool with the given size classes.
     public init(configuration: Configuration = Configuration()) {
