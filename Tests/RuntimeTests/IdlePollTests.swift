@@ -92,10 +92,7 @@ struct IdlePollTests {
     func idleCoreParksAfterPollTime() async throws {
         try await withRuntime(cores: 1, configure: { $0.idlePollTime = .microseconds(100) }) { runtime in
             let (polls, parks) = try await runtime.run(on: 0) { core in
-                let before = core.statistics
-                try await core.sleep(for: .milliseconds(50))
-                let after = core.statistics
-                return (after.idlePolls - before.idlePolls, after.parks - before.parks)
+                try await Self.sleepUntilParked(core)
             }
             #expect(polls >= 1)
             #expect(parks >= 1)
@@ -106,13 +103,23 @@ struct IdlePollTests {
     func defaultParksAtOnce(pollTime: Duration?) async throws {
         try await withRuntime(cores: 1, configure: { if let pollTime { $0.idlePollTime = pollTime } }) { runtime in
             let (polls, parks) = try await runtime.run(on: 0) { core in
-                let before = core.statistics
-                try await core.sleep(for: .milliseconds(5))
-                let after = core.statistics
-                return (after.idlePolls - before.idlePolls, after.parks - before.parks)
+                try await Self.sleepUntilParked(core)
             }
             #expect(polls == 0)
             #expect(parks >= 1)
         }
+    }
+
+    /// Sleeps 5 ms at a time until the core has parked, and returns its idle polls and parks
+    /// meanwhile. One sleep is not enough: a thread descheduled past its timer (other suites
+    /// share the two CPUs) finds the timer due and never parks; a core that never parked would
+    /// keep this looping until the suite's time limit.
+    private static func sleepUntilParked(_ core: isolated Core) async throws -> (polls: Int, parks: Int) {
+        let before = core.statistics
+        while core.statistics.parks == before.parks {
+            try await core.sleep(for: .milliseconds(5))
+        }
+        let after = core.statistics
+        return (after.idlePolls - before.idlePolls, after.parks - before.parks)
     }
 }
