@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import NetRuntime
+@testable import NetRuntime
 import NetTestSupport
 import Testing
 
@@ -60,14 +60,26 @@ struct IdlePollTests {
         }
     }
 
-    @Test("A timer due before the poll time ends still fires on time")
-    func timerEndsIdlePoll() async throws {
+    @Test("A deadline due before the poll time ends still ends its operation on time")
+    func deadlineEndsIdlePoll() async throws {
         try await withRuntime(cores: 1, configure: { $0.idlePollTime = .seconds(30) }) { runtime in
             let start = ContinuousClock.now
-            try await runtime.run(on: 0) { core in
-                for _ in 0..<5 { try await core.sleep(for: .milliseconds(10)) }
+            let timedOut = try await runtime.run(on: 0) { core in
+                let (a, b) = try Socket.pair()
+                defer { Socket.closeNow(a); Socket.closeNow(b) }
+                let buffer = RawBuffer(count: 8)
+                var timedOut = 0
+                for _ in 0..<5 {  // nothing is ever sent: each receive ends by its deadline
+                    do {
+                        _ = try await core.recv(a, into: buffer.bytes, deadline: .now + .milliseconds(10))
+                    } catch let error as IOError where error.isTimeout {
+                        timedOut += 1
+                    }
+                }
+                return timedOut
             }
-            // Polling past the timer would take 30 s per sleep.
+            #expect(timedOut == 5)
+            // Polling past the deadline would take 30 s per receive.
             #expect(ContinuousClock.now - start < .seconds(20))
         }
     }
@@ -91,35 +103,29 @@ struct IdlePollTests {
     @Test("Once its poll time has passed, an idle core parks")
     func idleCoreParksAfterPollTime() async throws {
         try await withRuntime(cores: 1, configure: { $0.idlePollTime = .microseconds(100) }) { runtime in
-            let (polls, parks) = try await runtime.run(on: 0) { core in
-                try await Self.sleepUntilParked(core)
-            }
+            // Parked once its 100 µs poll ran out with nothing to do, having polled first.
+            let polls = try await Self.pollsUntilParked(runtime)
             #expect(polls >= 1)
-            #expect(parks >= 1)
         }
     }
 
     @Test("By default, and with a negative poll time, an idle core parks at once", arguments: [nil, Duration.milliseconds(-5)])
     func defaultParksAtOnce(pollTime: Duration?) async throws {
         try await withRuntime(cores: 1, configure: { if let pollTime { $0.idlePollTime = pollTime } }) { runtime in
-            let (polls, parks) = try await runtime.run(on: 0) { core in
-                try await Self.sleepUntilParked(core)
-            }
+            let polls = try await Self.pollsUntilParked(runtime)
             #expect(polls == 0)
-            #expect(parks >= 1)
         }
     }
 
-    /// Sleeps 5 ms at a time until the core has parked, and returns its idle polls and parks
-    /// meanwhile. One sleep is not enough: a thread descheduled past its timer (other suites
-    /// share the two CPUs) finds the timer due and never parks; a core that never parked would
-    /// keep this looping until the suite's time limit.
-    private static func sleepUntilParked(_ core: isolated Core) async throws -> (polls: Int, parks: Int) {
-        let before = core.statistics
-        while core.statistics.parks == before.parks {
-            try await core.sleep(for: .milliseconds(5))
+    /// Waits, off the core, until core 0 parks (its `parked` flag, read without a hop that would
+    /// wake it), and returns the idle polls it made meanwhile. A core that never parked would keep
+    /// this waiting until the suite's time limit.
+    private static func pollsUntilParked(_ runtime: Runtime) async throws -> Int {
+        let before = try await runtime.run(on: 0) { core in core.statistics.idlePolls }
+        while !runtime.cores[0].executor.parked.load(ordering: .sequentiallyConsistent) {
+            await Task.yield()
         }
-        let after = core.statistics
-        return (after.idlePolls - before.idlePolls, after.parks - before.parks)
+        let after = try await runtime.run(on: 0) { core in core.statistics.idlePolls }
+        return after - before
     }
 }
