@@ -90,9 +90,7 @@ struct RPCCallTests {
     @Test("Handler errors, unknown methods and one-way messages", arguments: [TestTransport.tcp])
     func statuses(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try await transport.startServer(runtime, server: server)
+        try await transport.withServer(probe: probe) { runtime, address in
             let (failed, missing, after) = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core)
                 let failed = await caught { _ = try await rpc.call(TestAPI.fail, "boom") } as? RPCError
@@ -180,9 +178,7 @@ struct RPCCallTests {
     @Test("callAll keeps a batch in flight from one task: outcomes in request order, a failing call fails alone, requests past the in-flight limit go out as replies come, and none are sent once the task is cancelled", arguments: [TestTransport.tcp])
     func callAll(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try await transport.startServer(runtime, server: server)
+        try await transport.withServer(probe: probe) { runtime, address in
             let (outcomes, cancelled, afterClose) = try await runtime.run(on: 0) { core in
                 // 100 requests through at most 8 in flight: the rest go out as replies come.
                 let rpc = try await transport.connect(address, on: core, configuration: .defaults { $0.maximumConcurrentCalls = 8 })
@@ -214,9 +210,7 @@ struct RPCCallTests {
     @Test("Callers wait for room past the in-flight limit, or fail fast when configured so", arguments: [TestTransport.tcp])
     func backpressure(over transport: TestTransport) async throws {
         let probe = Probe()
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try await transport.startServer(runtime, server: server)
+        try await transport.withServer(probe: probe) { runtime, address in
             let (startedWhileFull, waited, failFast) = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core, configuration: .defaults { $0.maximumConcurrentCalls = 2 })
                 var tasks: [Task<Int, any Error>] = []
@@ -252,9 +246,7 @@ struct RPCCallTests {
 
     @Test("A lost connection fails every pending call at once with connectionLost", arguments: [TestTransport.tcp])
     func connectionLost(over transport: TestTransport) async throws {
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: Probe())])
-            let address = try await transport.startServer(runtime, server: server)
+        try await transport.withServer(probe: Probe()) { runtime, address in
             let errors = try await runtime.run(on: 0) { core in
                 let rpc = try await transport.connect(address, on: core)
                 var tasks: [Task<RPCError?, Never>] = []

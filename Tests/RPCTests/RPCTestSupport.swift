@@ -242,10 +242,8 @@ enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible 
     func withConnection<T: Sendable>(
         probe: Probe = Probe(), _ body: @escaping @Sendable (isolated Core, any RPCCaller) async throws -> T
     ) async throws -> T {
-        try await withRuntime { runtime in
-            let server = RPCServer(services: [TestService(probe: probe)])
-            let address = try await startServer(runtime, server: server)
-            return try await runtime.run(on: 0) { core in
+        try await withServer(probe: probe) { runtime, address in
+            try await runtime.run(on: 0) { core in
                 let rpc = try await connect(address, on: core)
                 do {
                     let result = try await body(core, rpc)
@@ -256,6 +254,15 @@ enum TestTransport: String, CaseIterable, Sendable, CustomTestStringConvertible 
                     throw error
                 }
             }
+        }
+    }
+
+    /// Runs `body` with a runtime whose cores serve ``TestService`` (recording into `probe`) over
+    /// this transport at the address given.
+    func withServer<T>(probe: Probe = Probe(), _ body: (Runtime, SocketAddress) async throws -> T) async throws -> T {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: probe)])
+            return try await body(runtime, try await startServer(runtime, server: server))
         }
     }
 
