@@ -99,7 +99,7 @@ public final class RPCConnection<T: Transport> {
         if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
         try options.metadata.validate(maximumBytes: min(configuration.maximumMetadataBytes, peerMetadataLimit))
         if !helloSent {
-            do { try await sendHelloIfNeeded() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
+            do { try await sendHello() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
         }
         let limit = callLimit
         while kind == .request && pending.count >= limit {
@@ -171,9 +171,9 @@ public final class RPCConnection<T: Transport> {
     // MARK: Reading
 
     /// The hello goes first, before any call: whichever of the reader and the first caller
-    /// runs first sends it (the transport keeps the order in which frames are sent).
-    private func sendHelloIfNeeded() async throws {
-        guard !helloSent else { return }
+    /// runs first sends it (the transport keeps the order in which frames are sent). Callers
+    /// check `helloSent` first, so a call pays no async call once it has gone.
+    private func sendHello() async throws {
         helloSent = true
         let limits = HelloLimits(
             maximumConcurrentCalls: UInt32(clamping: configuration.maximumConcurrentCalls),
@@ -184,7 +184,7 @@ public final class RPCConnection<T: Transport> {
     private func readLoop() async {
         var ending = RPCError(.connectionLost, "the connection ended")
         do {
-            try await sendHelloIfNeeded()
+            if !helloSent { try await sendHello() }
             while failure == nil {
                 let message = try await transport.recv()
                 lastHeard = .now

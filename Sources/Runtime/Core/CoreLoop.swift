@@ -229,8 +229,10 @@ final class CoreLoop {
             if executor.pending.load(ordering: .relaxed) > 0 { break }
             spins &+= 1
             // Reading the clock costs more than a poll of an empty ring: read it now and then.
-            if spins & 31 == 0 && Deadline.now.nanoseconds >= end {
-                return !jobs.isEmpty || timers.earliest.map { $0 <= Deadline.now.nanoseconds } ?? false
+            if spins & 31 == 0 {
+                let now = Deadline.now.nanoseconds
+                // Out of time with no work: go round again only for a timer that is now due.
+                if now >= end { return timers.earliest.map { $0 <= now } ?? false }
             }
             curing_cpu_relax()
         }
