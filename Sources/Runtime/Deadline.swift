@@ -20,6 +20,31 @@ public struct Deadline: Comparable, Hashable, Sendable, CustomStringConvertible 
         return Deadline(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
     }
 
+    /// The monotonic time at the kernel's last clock tick: at most ``coarseLag`` behind ``now``,
+    /// never ahead of it.
+    ///
+    /// Read from the vDSO's data page whatever the clock source, so it never costs a system call;
+    /// ``now`` costs one where the clock source cannot be read from user space (an HPET or ACPI
+    /// PM timer, as in many virtual machines), and there each read is a microsecond or more. Use
+    /// it for deadlines whose precision need not beat a few milliseconds (idle timeouts,
+    /// keepalives): `Deadline.coarseNow + .seconds(300)`.
+    public static var coarseNow: Deadline {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return Deadline(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
+    }
+
+    /// How far ``coarseNow`` may lag behind ``now``: two clock ticks (the coarse clock's
+    /// resolution), or `nil` where the resolution is unknown or above 50 ms, and the coarse clock
+    /// should not stand in for the precise one.
+    public static let coarseLag: Duration? = {
+        var resolution = timespec()
+        guard clock_getres(CLOCK_MONOTONIC_COARSE, &resolution) == 0 else { return nil }
+        let nanoseconds = Int64(resolution.tv_sec) * 1_000_000_000 + Int64(resolution.tv_nsec)
+        guard nanoseconds > 0, nanoseconds <= 50_000_000 else { return nil }
+        return .nanoseconds(2 * nanoseconds)
+    }()
+
     /// A deadline that never comes.
     public static let distantFuture = Deadline(nanoseconds: .max)
 

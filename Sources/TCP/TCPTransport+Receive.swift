@@ -71,7 +71,7 @@ extension TCPTransport {
     private func fill() async throws {
         let chunk = self.chunk! // '!': receiveFrame made one
         let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
-        let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.now + $0 })
+        let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })
         if n == 0 {
             if readEnd > readStart {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(readEnd - readStart) bytes of it received)")
@@ -104,7 +104,7 @@ extension TCPTransport {
         var received = already
         while received < length {
             let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
-            let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.now + $0 })
+            let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })
             if n == 0 {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
             }

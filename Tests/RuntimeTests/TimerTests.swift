@@ -46,6 +46,39 @@ struct TimerTests {
         }
     }
 
+    @Test("Far timers (the coarse clock's path) end no earlier than their deadline, and a near one beside them on time")
+    func farTimers() async throws {
+        try await withRuntime { runtime in
+            let (ended, early) = try await runtime.run(on: 0) { core in
+                // 300 ms is over twice the coarse clock's lag: the core parks by the coarse clock,
+                // wakes a tick or two early, then parks again by the precise one. The 1-hour sleep
+                // keeps a far timer in the queue throughout; the 5 ms one must not wait for it.
+                let far = Task { _ = core; _ = await caught { try await core.sleep(for: .seconds(3600)) } }
+                defer { far.cancel() }
+                var early = false
+                var ended = 0
+                for ms in [300, 5, 250] {
+                    let deadline = Deadline.now + .milliseconds(Int64(ms))
+                    try await core.sleep(until: deadline)
+                    early = early || Deadline.now < deadline
+                    ended += 1
+                }
+                return (ended, early)
+            }
+            #expect(ended == 3)
+            #expect(!early)
+        }
+    }
+
+    @Test("The coarse clock is never ahead of the precise one")
+    func coarseClock() {
+        #expect(Deadline.coarseLag != nil)  // Linux serves CLOCK_MONOTONIC_COARSE
+        for _ in 0..<1_000 {
+            let coarse = Deadline.coarseNow
+            #expect(coarse <= Deadline.now)
+        }
+    }
+
     @Test("Deadline arithmetic saturates")
     func deadlineArithmetic() {
         #expect(Deadline(nanoseconds: .max - 5) + .seconds(1) == .distantFuture)

@@ -59,6 +59,9 @@ final class CoreLoop {
     /// (``Runtime/Configuration/idlePollTime``); 0 parks at once.
     let idlePollNanoseconds: UInt64
 
+    /// ``Deadline/coarseLag`` in nanoseconds; 0 when the coarse clock is not used.
+    private let coarseLagNanoseconds = Deadline.coarseLag.map { UInt64($0.nanosecondsClamped) } ?? 0
+
     // MARK: Operations
 
     /// Starts a reserved operation; its completion resumes `continuation`.
@@ -133,6 +136,7 @@ final class CoreLoop {
     }
 
     private func fireTimers() {
+        guard let earliest = timers.earliest, mayHaveCome(earliest) else { return }
         let now = Deadline.now.nanoseconds
         while let entry = timers.popDue(now: now) {
             switch (table.state(of: entry.operation), entry.action) {
@@ -152,6 +156,30 @@ final class CoreLoop {
                 break // the operation ended before its deadline
             }
         }
+    }
+
+    /// Whether `time` may have come: `false` only when the coarse clock shows it surely has not.
+    ///
+    /// The earliest timer is most often far off (an idle timeout, a connect deadline, an entry
+    /// whose operation has ended), and the coarse clock costs no system call where the precise
+    /// one does (an HPET clock source in a VM: a system call and an emulated device read for
+    /// every turn of a core with any timer).
+    @inline(__always)
+    private func mayHaveCome(_ time: UInt64) -> Bool {
+        coarseLagNanoseconds == 0 || time <= Deadline.coarseNow.nanoseconds &+ coarseLagNanoseconds
+    }
+
+    /// How long a core may park whose earliest timer is at `earliest`: exactly until then when it
+    /// is near; when it is far (over twice the coarse clock's lag), until it is near by the coarse
+    /// clock. Waking a tick or two early costs one turn, which then reads the precise clock;
+    /// parking at least the lag keeps the coarse clock moving between such turns.
+    private func parkTimeout(until earliest: UInt64) -> UInt64 {
+        if coarseLagNanoseconds > 0 {
+            let coarse = Deadline.coarseNow.nanoseconds
+            if earliest > coarse &+ 2 &* coarseLagNanoseconds { return earliest - coarse - coarseLagNanoseconds }
+        }
+        let now = Deadline.now.nanoseconds
+        return earliest > now ? earliest - now : 0
     }
 
     /// How many more timer entries than operations a core may hold before it drops those whose
@@ -219,10 +247,9 @@ final class CoreLoop {
     /// - Returns: whether there is work to do now; `false` when the time ran out with none.
     private func pollWhileIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool {
         statistics.idlePolls &+= 1
-        let start = Deadline.now.nanoseconds
-        var end = start &+ idlePollNanoseconds
-        if end < start { end = .max }
-        if let earliest = timers.earliest, earliest < end { end = earliest }
+        // The time starts at the first clock read, 32 polls in: work that comes sooner (the
+        // usual case when a reply is due) costs no clock read at all.
+        var end: UInt64?
         var spins = 0
         while true {
             if backend.pollIdle(handler) && !jobs.isEmpty { break }
@@ -231,8 +258,14 @@ final class CoreLoop {
             // Reading the clock costs more than a poll of an empty ring: read it now and then.
             if spins & 31 == 0 {
                 let now = Deadline.now.nanoseconds
+                if end == nil {
+                    var limit = now &+ idlePollNanoseconds
+                    if limit < now { limit = .max }
+                    if let earliest = timers.earliest, earliest < limit { limit = earliest }
+                    end = limit
+                }
                 // Out of time with no work: go round again only for a timer that is now due.
-                if now >= end { return timers.earliest.map { $0 <= now } ?? false }
+                if let end, now >= end { return timers.earliest.map { $0 <= now } ?? false }
             }
             curing_cpu_relax()
         }
@@ -287,10 +320,7 @@ final class CoreLoop {
                 continue
             }
             var timeout = UInt64.max
-            if let earliest = timers.earliest {
-                let now = Deadline.now.nanoseconds
-                timeout = earliest > now ? earliest - now : 0
-            }
+            if let earliest = timers.earliest { timeout = parkTimeout(until: earliest) }
             statistics.parks &+= 1
             backend.poll(timeout: timeout, handler)
             executor.parked.store(false, ordering: .relaxed)
