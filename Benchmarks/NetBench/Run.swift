@@ -131,8 +131,8 @@ enum RuntimeRTT {
         var samples: [UInt64] = []
         samples.reserveCapacity(spec.count)
         let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+        var start = Deadline.now  // one clock read per round trip, as in measureRoundTrips
         for i in 0..<(spec.warmup + spec.count) {
-            let start = Deadline.now
             // Written at once when the socket has room, as TCPTransport does; the ring takes any rest.
             let now = try core.sendNow(fd, UnsafeRawBufferPointer(out.bytes))
             if now < size { try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out.bytes)[now...])) }
@@ -142,11 +142,12 @@ enum RuntimeRTT {
                 if n == 0 { throw IOError(code: ECONNRESET, operation: .recv) }
                 got += n
             }
+            let end = Deadline.now
             if i >= spec.warmup {
-                let end = Deadline.now
                 samples.append(end.nanoseconds - start.nanoseconds)
                 if end >= stop { break }
             }
+            start = end
         }
         try await core.close(fd)
         return samples
