@@ -187,7 +187,7 @@ public final class RPCConnection<T: Transport> {
             if !helloSent { try await sendHello() }
             while failure == nil {
                 let message = try await transport.recv()
-                lastHeard = .now
+                lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
                 unansweredPings = 0
                 let frame: RPCFrame
                 do {

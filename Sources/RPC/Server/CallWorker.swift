@@ -18,7 +18,7 @@ struct CallJob {
     var payload: Message
     var context: RPCContext
     var oneWay: Bool
-    var start: Deadline
+    var start: Deadline?
 }
 
 /// A task that runs calls one after another. Workers are reused, so a call costs no task

@@ -126,8 +126,11 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             return true
         }
         highestCallID = max(highestCallID, id)
-        let start = Deadline.now
-        let deadline = frame.timeoutNanoseconds.map { Deadline(nanoseconds: start.nanoseconds &+ min($0, UInt64(Int64.max) / 2)) }
+        // The arrival time, read only when a deadline or the latency metric needs it.
+        let start = frame.timeoutNanoseconds != nil || server.metrics[handler.id]?.timed == true ? Deadline.now : nil
+        let deadline = frame.timeoutNanoseconds.flatMap { timeout in
+            start.map { Deadline(nanoseconds: $0.nanoseconds &+ min(timeout, UInt64(Int64.max) / 2)) }
+        }
         let context = RPCContext(
             core: core, peer: peer, deadline: deadline, metadata: frame.metadata, method: frame.method, callID: id)
         if let inline = handler.runInline {
@@ -204,7 +207,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         worker.handle = nil
     }
 
-    private func run(_ handler: RPCHandler, payload: Message, context: RPCContext, oneWay: Bool, start: Deadline) async {
+    private func run(_ handler: RPCHandler, payload: Message, context: RPCContext, oneWay: Bool, start: Deadline?) async {
         var response = Payload()
         var failure: RPCError?
         if Task.isCancelled {
@@ -226,10 +229,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
 
     /// Records the call in the metrics and sends its response or error.
     private func finish(
-        _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline, response: Payload, failure: RPCError?
+        _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) async {
-        server.metrics[handler.id]?.record(
-            startNanoseconds: start.nanoseconds, endNanoseconds: Deadline.now.nanoseconds, failed: failure != nil)
+        server.metrics[handler.id]?.record(start: start, failed: failure != nil)
         if !oneWay && !ended {
             if let failure {
                 try? await transport.send(writer.status(.error, callID: context.callID, failure))
