@@ -43,12 +43,16 @@ public final class RDMATransport: Transport {
     let inlineLimit: Int
     let completionsReserved: Int
 
+    // The connection is confined to its core's thread (non-Sendable): the dynamic exclusivity
+    // checks Swift adds to class properties buy nothing on the per-message state below, and cost
+    // a thread-local lookup each (see TCPTransport).
+
     // Flow control and signalling (pure bookkeeping, see their types).
-    var flow: CreditFlowController
-    var signals: SendSignalPolicy
+    @exclusivity(unchecked) var flow: CreditFlowController
+    @exclusivity(unchecked) var signals: SendSignalPolicy
     /// The peer's handshake, once known; until then completions wait in `early`.
-    var peer: Handshake?
-    var early: [WorkCompletion] = []
+    @exclusivity(unchecked) var peer: Handshake?
+    @exclusivity(unchecked) var early: [WorkCompletion] = []
     /// The largest message we send: ours or the peer's maximum, whichever is smaller (or the
     /// peer's receive buffer, when either side does not speak rendezvous).
     var maximumSendSize: Int
@@ -58,10 +62,10 @@ public final class RDMATransport: Transport {
     let readDepth: Int
 
     // Sending.
-    var pending = Deque<PendingSend>()
+    @exclusivity(unchecked) var pending = Deque<PendingSend>()
     /// What each posted work request still needs (memory the device reads or writes, a READ or
     /// a batch to finish), by sequence number modulo the send-queue depth.
-    var inFlight: [InFlightWork?]
+    @exclusivity(unchecked) var inFlight: [InFlightWork?]
     let senders: CoreWaitQueue
 
     // Rendezvous (RDMATransport+Rendezvous.swift).
@@ -70,27 +74,27 @@ public final class RDMATransport: Transport {
     var lent: [UInt32: [RegisteredBytes]] = [:]
     var nextToken: UInt32 = 0
     /// The peer's large messages to read, waiting for a send-queue slot.
-    var pendingReads = Deque<IncomingRead>()
+    @exclusivity(unchecked) var pendingReads = Deque<IncomingRead>()
     /// Tokens of the peer's messages we have read, to tell it in done messages.
-    var readTokens: [UInt32] = []
+    @exclusivity(unchecked) var readTokens: [UInt32] = []
 
     // One-sided operations waiting for send-queue slots (RDMATransport+OneSided.swift).
     let oneSidedWaiters: CoreWaitQueue
 
     // Receiving.
     let slots: [SlabAllocator.Chunk]
-    var slotPosted: [Bool]
+    @exclusivity(unchecked) var slotPosted: [Bool]
     /// Messages received, in order; a rendezvous message holds its place while it is read.
-    var ready = Deque<Arrival>()
+    @exclusivity(unchecked) var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue
-    var receiving = false
+    @exclusivity(unchecked) var receiving = false
 
     /// Why the connection ended, once it has.
-    var failure: TransportError?
+    @exclusivity(unchecked) var failure: TransportError?
     /// Whether the queue pair and id are destroyed.
-    var tornDown = false
+    @exclusivity(unchecked) var tornDown = false
     /// Set when the peer's disconnect is being handled: flushed work requests are expected.
-    var peerDisconnecting = false
+    @exclusivity(unchecked) var peerDisconnecting = false
     /// A send was flushed by a disconnect: the peer left mid-transfer.
     var sendsLost = false
     /// Test hook: send data past the credits, to check the peer's detection of it.
@@ -135,7 +139,7 @@ public final class RDMATransport: Transport {
     }
 
     /// The connection's counters.
-    public internal(set) var statistics = Statistics()
+    @exclusivity(unchecked) public internal(set) var statistics = Statistics()
 
     /// What a posted work request still needs when the send queue retires it.
     enum InFlightWork {

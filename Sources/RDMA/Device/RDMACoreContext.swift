@@ -20,7 +20,8 @@ final class RDMACoreContext {
     private(set) var devices: [UInt: RDMADeviceContext] = [:]
     /// Connection-manager ids with someone listening for their events.
     var queues: [UInt: CMEventQueue] = [:]
-    private var connections: [UInt32: WeakTransport] = [:]
+    /// Confined to the core's thread: no dynamic exclusivity checks on a lookup per completion.
+    @exclusivity(unchecked) private var connections: [UInt32: WeakTransport] = [:]
     private var nextNumber: UInt32 = 0
 
     struct WeakTransport {
@@ -187,7 +188,8 @@ private func runPump(on core: Core, _ target: RDMACoreContext.PumpTarget, descri
             return
         }
         do {
-            try await core.waitReadable(descriptor)
+            // Nobody cancels a pump (it ends when the core stops): its waits need no handler.
+            try await core.waitReadable(descriptor, cancellable: false)
         } catch {
             return
         }

@@ -149,13 +149,17 @@ extension Core {
 
     /// Waits until `fd` has any of `events` (`POLLIN`, `POLLOUT`, ...) and returns those it has.
     /// For descriptors the runtime does not own, such as an RDMA completion channel.
-    public nonisolated func poll(_ fd: Int32, events: Int16) async throws -> Int16 {
-        Int16(truncatingIfNeeded: try await perform(.poll(fd: fd, events: UInt32(UInt16(bitPattern: events))), .poll))
+    ///
+    /// - Parameter cancellable: `false` for a long-lived task that nobody cancels (it ends when
+    ///   the core stops): its waits then cost no cancellation handler.
+    public nonisolated func poll(_ fd: Int32, events: Int16, cancellable: Bool = true) async throws -> Int16 {
+        Int16(truncatingIfNeeded: try await perform(
+            .poll(fd: fd, events: UInt32(UInt16(bitPattern: events))), .poll, cancellable: cancellable))
     }
 
-    /// Waits until `fd` is readable.
-    public nonisolated func waitReadable(_ fd: Int32) async throws {
-        _ = try await poll(fd, events: Int16(POLLIN))
+    /// Waits until `fd` is readable. See ``poll(_:events:cancellable:)`` for `cancellable`.
+    public nonisolated func waitReadable(_ fd: Int32, cancellable: Bool = true) async throws {
+        _ = try await poll(fd, events: Int16(POLLIN), cancellable: cancellable)
     }
 
     /// Waits until `fd` is writable.
@@ -260,13 +264,21 @@ func performOperation<R>(
     let operation = prepare(scratch)
     if let deadline { loop.timers.schedule(id, at: deadline, action: .expire) }
     let executor = core.executor
-    let completion = await withTaskCancellationHandler {
-        _ = isolation
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+    let completion: Completion
+    if cancellable {
+        completion = await withTaskCancellationHandler {
+            _ = isolation
+            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                loop.start(id, operation, continuation: continuation)
+            }
+        } onCancel: {
+            executor.requestCancel(id)
+        }
+    } else {
+        // No handler: adding and removing one costs the task's status-record lock each time.
+        completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
             loop.start(id, operation, continuation: continuation)
         }
-    } onCancel: {
-        if cancellable { executor.requestCancel(id) }
     }
     assert(executor.isOnCoreThread, "\(name) resumed off core \(core.index)'s thread")
     defer { loop.table.release(id) }

@@ -8,11 +8,13 @@ import DequeModule
 public final class CoreWaitQueue {
     /// The core whose tasks wait here.
     public let core: Core
-    private var waiters = Deque<OperationID>()
+    // Confined to the core's thread (non-Sendable): no dynamic exclusivity checks, which cost a
+    // thread-local lookup on every wait and signal.
+    @exclusivity(unchecked) private var waiters = Deque<OperationID>()
     /// A signal that found no waiter, kept for the next wait: a task that checked its condition
     /// and then called `wait` may have been suspended in between (calling `wait` can hop), and
     /// must not miss a signal sent meanwhile. Costs at most one spurious wake-up.
-    private var permit = false
+    @exclusivity(unchecked) private var permit = false
 
     /// A wait queue for tasks on `core`.
     public init(core: Core) {
