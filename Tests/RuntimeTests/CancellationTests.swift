@@ -33,6 +33,23 @@ struct CancellationTests {
         }
     }
 
+    @Test("An uncancellable poll outlives its task's cancellation and ends when the descriptor is readable")
+    func uncancellablePoll() async throws {
+        try await withRuntime { runtime in
+            let (a, b) = try Socket.pair()
+            defer { Socket.closeNow(a); Socket.closeNow(b) }
+            let task = try runtime.spawn(on: 0) { core in
+                await caught { try await core.waitReadable(a, cancellable: false) }
+            }
+            try await waitForPending(runtime, atLeast: 1)
+            task.cancel()
+            try writeAll(b, [7])
+            #expect(try await task.value == nil)  // readable, not cancelled
+            let pending = try await runtime.run(on: 0) { core in core.statistics.pendingOperations }
+            #expect(pending == 0)
+        }
+    }
+
     @Test("Cancelling a pending sleep ends it with CancellationError")
     func cancelSleep() async throws {
         try await withRuntime { runtime in
