@@ -134,6 +134,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "NetRPCChild",
+            dependencies: [
+                "NetRPC", "NetTCP", "NetRuntime",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            path: "Tests/Helpers/RPCChild",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "NetRDMAChild",
             dependencies: ["NetRDMA", "NetRuntime", "NetTransport"],
             path: "Tests/Helpers/RDMAChild",
@@ -159,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NetRPCTests",
-            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetRDMA", "NetTransport", "NetRuntime"],
+            dependencies: ["NetTestSupport", "NetRPC", "NetPool", "NetTCP", "NetRDMA", "NetTransport", "NetRuntime", "NetRPCChild"],
             path: "Tests/RPCTests",
             exclude: ["Python"],
             swiftSettings: swiftSettings

@@ -4,22 +4,9 @@ import Glibc
 import NetTestSupport
 import Testing
 
-/// Runs a scenario of `NetRuntimeChild` (built beside the test bundle) and returns its
-/// `key=value` lines, its whole output (stdout and stderr, with the logs) and its exit status.
-/// Uses posix_spawn directly: Foundation's Process crashed here while other suites ran.
+/// Runs a scenario of `NetRuntimeChild` (built beside the test bundle): see ``runChildProgram``.
 func runChild(_ scenario: String) throws -> (values: [String: String], output: String, status: Int32) {
-    let child = try spawnProcess([builtProgram("NetRuntimeChild"), scenario], capturingErrors: true)
-    let text = readToEnd(child.output)
-    let status = waitForExit(child.pid)
-    var values: [String: String] = [:]
-    for line in text.split(separator: "\n") {
-        guard let eq = line.firstIndex(of: "=") else { continue }
-        let key = line[..<eq]
-        if !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber }) {
-            values[String(key)] = String(line[line.index(after: eq)...])
-        }
-    }
-    return (values, text, status)
+    try runChildProgram("NetRuntimeChild", scenario)
 }
 
 @Suite("In a child process", .timeLimit(.minutes(1)))

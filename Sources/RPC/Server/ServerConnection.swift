@@ -127,7 +127,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         }
         highestCallID = max(highestCallID, id)
         // The arrival time, read only when a deadline or the latency metric needs it.
-        let start = frame.timeoutNanoseconds != nil || server.metrics[handler.id]?.timed == true ? Deadline.now : nil
+        let start = frame.timeoutNanoseconds != nil || server.timesCalls ? Deadline.now : nil
         let deadline = frame.timeoutNanoseconds.flatMap { timeout in
             start.map { Deadline(nanoseconds: $0.nanoseconds &+ min(timeout, UInt64(Int64.max) / 2)) }
         }

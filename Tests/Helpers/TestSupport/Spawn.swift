@@ -67,3 +67,22 @@ public func builtProgram(_ name: String) -> String {
     let exe = String(decoding: path[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     return String(exe[..<(exe.lastIndex(of: "/") ?? exe.endIndex)]) + "/" + name
 }
+
+/// Runs `scenario` of the helper program `name` (built beside the test bundle) and returns its
+/// `key=value` lines (letters and digits in the key), its whole output (stdout and stderr, with
+/// the logs) and its exit status. Uses posix_spawn directly: Foundation's Process crashed here
+/// while other suites ran.
+public func runChildProgram(_ name: String, _ scenario: String) throws -> (values: [String: String], output: String, status: Int32) {
+    let child = try spawnProcess([builtProgram(name), scenario], capturingErrors: true)
+    let text = readToEnd(child.output)
+    let status = waitForExit(child.pid)
+    var values: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+        guard let eq = line.firstIndex(of: "=") else { continue }
+        let key = line[..<eq]
+        if !key.isEmpty, key.allSatisfy({ $0.isLetter || $0.isNumber }) {
+            values[String(key)] = String(line[line.index(after: eq)...])
+        }
+    }
+    return (values, text, status)
+}
