@@ -12,6 +12,8 @@ public struct RPCConfiguration: Sendable {
     /// Metadata bytes per request.
     public var maximumMetadataBytes = 4096
     /// How often a client pings a connection that has been silent that long; nil turns it off.
+    /// Silence is timed from the coarse clock (`Deadline.coarseNow`), so a ping may go a few
+    /// milliseconds early.
     public var keepaliveInterval: Duration? = .seconds(10)
     /// Pings in a row left unanswered before the connection is declared lost.
     public var keepaliveAllowedMisses = 2

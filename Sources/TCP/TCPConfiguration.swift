@@ -16,7 +16,9 @@ public struct TCPConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(5)
     /// How long a connection may receive nothing before it is closed with
     /// ``TransportError/Code/timedOut``; `nil` waits forever. Default 300 s, so a peer that
-    /// connects and never sends does not hold a connection forever.
+    /// connects and never sends does not hold a connection forever. Timed by the coarse clock
+    /// (`Deadline.coarseNow`, no system call per receive), so it may end up to
+    /// `Deadline.coarseLag` (a few ms) early.
     public var idleTimeout: Duration? = .seconds(300)
     /// How long `close()` waits for frames already queued to be written. Default 1 s.
     public var closeFlushTimeout: Duration = .seconds(1)
