@@ -49,24 +49,36 @@ struct TimerTests {
     @Test("Far timers (the coarse clock's path) end no earlier than their deadline, and a near one beside them on time")
     func farTimers() async throws {
         try await withRuntime { runtime in
-            let (ended, early) = try await runtime.run(on: 0) { core in
-                // 300 ms is over twice the coarse clock's lag: the core parks by the coarse clock,
-                // wakes a tick or two early, then parks again by the precise one. The 1-hour sleep
-                // keeps a far timer in the queue throughout; the 5 ms one must not wait for it.
-                let far = Task { _ = core; _ = await caught { try await core.sleep(for: .seconds(3600)) } }
-                defer { far.cancel() }
+            let (a, b) = try Socket.pair()
+            let (c, d) = try Socket.pair()
+            defer { for fd in [a, b, c, d] { Socket.closeNow(fd) } }
+            let (timedOut, early, farError) = try await runtime.run(on: 0) { core in
+                // Receives that nothing answers, so each ends by its deadline. 300 ms is over twice
+                // the coarse clock's lag: the core parks by the coarse clock, wakes a tick or two
+                // early, then parks again by the precise one. The 1-hour receive keeps a far timer
+                // in the queue throughout; the 5 ms one must not wait for it.
+                let far = try core.spawn {
+                    let buffer = RawBuffer(count: 8)
+                    return await caught { _ = try await core.recv(c, into: buffer.bytes, deadline: .now + .seconds(3600)) }
+                }
+                let buffer = RawBuffer(count: 8)
                 var early = false
-                var ended = 0
+                var timedOut = 0
                 for ms in [300, 5, 250] {
                     let deadline = Deadline.now + .milliseconds(Int64(ms))
-                    try await core.sleep(until: deadline)
+                    do {
+                        _ = try await core.recv(a, into: buffer.bytes, deadline: deadline)
+                    } catch let error as IOError where error.isTimeout {
+                        timedOut += 1
+                    }
                     early = early || Deadline.now < deadline
-                    ended += 1
                 }
-                return (ended, early)
+                far.cancel()
+                return (timedOut, early, await far.value)
             }
-            #expect(ended == 3)
+            #expect(timedOut == 3)
             #expect(!early)
+            #expect(farError is CancellationError)
         }
     }
 
