@@ -14,11 +14,7 @@ public struct Deadline: Comparable, Hashable, Sendable, CustomStringConvertible 
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
     /// The current monotonic time.
-    public static var now: Deadline {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Deadline(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
-    }
+    public static var now: Deadline { reading(CLOCK_MONOTONIC) }
 
     /// The monotonic time at the kernel's last clock tick: at most ``coarseLag`` behind ``now``,
     /// never ahead of it.
@@ -28,9 +24,12 @@ public struct Deadline: Comparable, Hashable, Sendable, CustomStringConvertible 
     /// PM timer, as in many virtual machines), and there each read is a microsecond or more. Use
     /// it for deadlines whose precision need not beat a few milliseconds (idle timeouts,
     /// keepalives): `Deadline.coarseNow + .seconds(300)`.
-    public static var coarseNow: Deadline {
+    public static var coarseNow: Deadline { reading(CLOCK_MONOTONIC_COARSE) }
+
+    @inline(__always)
+    private static func reading(_ clock: clockid_t) -> Deadline {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        clock_gettime(clock, &ts)
         return Deadline(nanoseconds: UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec))
     }
 

@@ -128,8 +128,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         highestCallID = max(highestCallID, id)
         // The arrival time, read only when a deadline or the latency metric needs it.
         let start = frame.timeoutNanoseconds != nil || server.timesCalls ? Deadline.now : nil
-        let deadline = frame.timeoutNanoseconds.flatMap { timeout in
-            start.map { Deadline(nanoseconds: $0.nanoseconds &+ min(timeout, UInt64(Int64.max) / 2)) }
+        var deadline: Deadline?
+        if let timeout = frame.timeoutNanoseconds, let start {
+            deadline = Deadline(nanoseconds: start.nanoseconds &+ min(timeout, UInt64(Int64.max) / 2))
         }
         let context = RPCContext(
             core: core, peer: peer, deadline: deadline, metadata: frame.metadata, method: frame.method, callID: id)
