@@ -51,7 +51,8 @@ extension RDMATransport {
         public var slab: SlabAllocator.Configuration = .defaults
         /// How long a receive with nothing to read polls the completion queue itself (yielding to
         /// the core's other tasks between polls) before it waits for a completion event; `nil`
-        /// (the default) waits at once. Busy polling trades a core's CPU for latency.
+        /// (the default) waits at once, and so does zero or a negative time. Busy polling trades
+        /// a core's CPU for latency.
         public var busyPolling: Duration?
         /// The listen backlog. Default 1024.
         public var backlog: Int32 = 1024
@@ -81,6 +82,7 @@ extension RDMATransport {
             c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
             c.retryCount = min(c.retryCount, 7)
             c.rnrRetryCount = min(c.rnrRetryCount, 7)
+            if let spin = c.busyPolling, spin <= .zero { c.busyPolling = nil }
             return c
         }
 

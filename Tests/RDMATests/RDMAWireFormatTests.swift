@@ -74,12 +74,15 @@ struct RDMAWireFormatTests {
             $0.receiveDepth = 4
             $0.creditReturnBatch = 50
             $0.retryCount = 9
+            $0.busyPolling = .zero
         }.normalized
         #expect(odd.maximumOutstandingSends == 2)
         #expect(odd.sendSignalBatch == 2)
         #expect(odd.creditReturnBatch == 4)
         #expect(odd.reservedSlots >= odd.creditReturnBatch)
         #expect(odd.retryCount == 7)
+        #expect(odd.busyPolling == nil)  // zero (or negative) busy polling means none
+        #expect(RDMATransport.Configuration.defaults { $0.busyPolling = .milliseconds(1) }.normalized.busyPolling == .milliseconds(1))
         #expect(RDMATransport.Configuration.defaults.rnrRetryCount == 7)
     }
 
