@@ -26,6 +26,13 @@ extension RDMATransport {
         }
     }
 
+    /// Returns the next message if it has already arrived whole (see ``Transport/tryRecv()``).
+    public func tryRecv() throws(TransportError) -> Message? {
+        guard !receiving else { throw TransportError(.concurrentReceive, "tryRecv called while a recv is in progress") }
+        if let failure, failure.code != .closed { throw failure }
+        return takeReadyMessage()
+    }
+
     /// Whether the next message in order is whole (a rendezvous message is once read).
     var hasReadyMessage: Bool {
         switch ready.first {

@@ -17,16 +17,7 @@ extension RDMATransport {
     /// segments when both lie in registered memory (or the whole fits inline), or a rendezvous
     /// of two segments that the peer reads into one buffer. Throws as ``send(_:)``.
     public func send(_ head: Message, _ body: Message) async throws {
-        try checkOpen()
-        let count = head.count + body.count
-        guard count > 0 else { throw TransportError(.malformedFrame, "an empty message") }
-        guard count <= maximumSendSize else {
-            throw TransportError(.frameTooLarge, "a message of \(count) bytes, above the maximum of \(maximumSendSize)")
-        }
-        if pending.isEmpty && readTokens.isEmpty && canPostData {
-            try postData(head, body)
-            return
-        }
+        if try trySend(head, body) { return }
         let entry = PendingSend(head, body)
         pending.append(entry)
         statistics.sendsDelayed += 1
@@ -41,6 +32,21 @@ extension RDMATransport {
             }
         }
         if case .failed(let error) = entry.state { throw error }
+    }
+
+    /// Posts `head` then `body` as one message, as ``send(_:_:)`` does, if that needs no wait:
+    /// nothing queued before it, and a credit and a send-queue slot free. Otherwise returns
+    /// false and posts nothing.
+    public func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool {
+        try checkOpen()
+        let count = head.count + body.count
+        guard count > 0 else { throw TransportError(.malformedFrame, "an empty message") }
+        guard count <= maximumSendSize else {
+            throw TransportError(.frameTooLarge, "a message of \(count) bytes, above the maximum of \(maximumSendSize)")
+        }
+        guard pending.isEmpty && readTokens.isEmpty && canPostData else { return false }
+        try postData(head, body)
+        return true
     }
 
     /// Whether a data message may be posted now.

@@ -33,20 +33,35 @@ extension TCPTransport {
         }
     }
 
+    /// Returns the next frame if the chunk already holds all of it (see ``Transport/tryRecv()``).
+    public func tryRecv() throws(TransportError) -> Message? {
+        try checkOpen()
+        guard !receiving else { throw TransportError(.concurrentReceive, "tryRecv called while a recv is in progress") }
+        return bufferedFrame()
+    }
+
+    /// Cuts the next frame out of the chunk if all of it is there and its length is valid.
+    private func bufferedFrame() -> Message? {
+        guard let chunk, readEnd - readStart >= FrameHeader.size else { return nil }
+        let length = FrameHeader.length(at: chunk.base + readStart)
+        guard length > 0 && length <= configuration.maximumFrameSize else { return nil }  // recv reports it
+        let frameEnd = readStart + FrameHeader.size + length
+        guard frameEnd <= readEnd else { return nil }
+        let frame = Message(storage: chunk, offset: readStart + FrameHeader.size, count: length)
+        readStart = frameEnd
+        return frame
+    }
+
     private func receiveFrame() async throws -> Message {
         let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
         while true {
+            if let frame = bufferedFrame() { return frame }
             if let chunk {
                 let available = readEnd - readStart
                 if available >= FrameHeader.size {
                     let length = FrameHeader.length(at: chunk.base + readStart)
                     try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
                     let frameEnd = readStart + FrameHeader.size + length
-                    if frameEnd <= readEnd {
-                        let frame = Message(storage: chunk, offset: readStart + FrameHeader.size, count: length)
-                        readStart = frameEnd
-                        return frame
-                    }
                     if FrameHeader.size + length > chunkSize {
                         return try await receiveLarge(length: length)
                     }

@@ -24,24 +24,38 @@ extension TCPTransport {
         try await enqueue(OutgoingFrame(head: head, body: body))
     }
 
+    /// Queues `head` then `body` as one frame, as ``send(_:_:)`` does, unless the queue is over
+    /// `maximumQueuedBytes`: then returns false and queues nothing.
+    public func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool {
+        try enqueueIfRoom(OutgoingFrame(head: head, body: body))
+    }
+
     private func enqueue(_ frame: OutgoingFrame) async throws {
+        while try !enqueueIfRoom(frame) {
+            try await roomForSenders.wait()
+        }
+    }
+
+    private func enqueueIfRoom(_ frame: OutgoingFrame) throws(TransportError) -> Bool {
         try checkOpen()
         let count = frame.count
         try FrameHeader.validate(count, maximum: configuration.maximumFrameSize)
         // Bound the queue; a frame bigger than the bound goes alone into an empty queue.
-        while queuedBytes > 0 && queuedBytes + count > configuration.maximumQueuedBytes {
-            try await roomForSenders.wait()
-            try checkOpen()
-        }
-        queue.append(frame)
-        queuedBytes += count
+        if queuedBytes > 0 && queuedBytes + count > configuration.maximumQueuedBytes { return false }
         // A write in flight takes the frame when it returns; otherwise the core writes it at
         // the end of this turn, with whatever else is sent before then.
         if !writing && !flushScheduled {
-            try core.runAtEndOfTurn(turnEnd)
+            do {
+                try core.runAtEndOfTurn(turnEnd)
+            } catch {
+                throw TransportError(.invalidArgument, "a send off the connection's core: \(error)")
+            }
             flushScheduled = true
             turnEnd.transport = self
         }
+        queue.append(frame)
+        queuedBytes += count
+        return true
     }
 
     /// Writes the queue at the end of the core's turn with one non-blocking `sendmsg`: no task,

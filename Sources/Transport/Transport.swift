@@ -18,8 +18,22 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// copies them into one buffer of ``allocateBuffer(capacity:)``.
     func send(_ head: Message, _ body: Message) async throws
 
+    /// Sends `head` then `body` as one frame if that needs no wait, and returns whether it did:
+    /// the synchronous fast path of ``send(_:_:)``, with no suspension and no async frame, for
+    /// callers that send often and await ``send(_:_:)`` only when this returns false (the
+    /// connection's queue is full, or its driver has no fast path). When it returns false,
+    /// nothing was sent.
+    ///
+    /// - Throws: what ``send(_:_:)`` throws, other than the errors of waiting.
+    func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool
     /// Receives the next whole frame. One receiver at a time.
     func recv() async throws -> Message
+    /// Returns the next whole frame if one has already arrived, nil if the caller must await
+    /// ``recv()``: the synchronous fast path of a receive loop, with no suspension and no async
+    /// frame. A malformed frame is left for ``recv()`` to report.
+    ///
+    /// - Throws: why the connection ended, if it has; `.concurrentReceive` as ``recv()``.
+    func tryRecv() throws(TransportError) -> Message?
 
     /// A buffer suited to this transport (registered memory for RDMA), so a message built in it
     /// is sent without a copy.
@@ -47,6 +61,15 @@ extension Transport {
         body.withUnsafeBytes { buffer.append($0) }
         try await send(buffer.freeze())
     }
+
+    /// No fast path: always nil, so callers await ``recv()``.
+    public func tryRecv() throws(TransportError) -> Message? { nil }
+
+    /// No fast path: always false, so callers await ``send(_:_:)``.
+    public func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool { false }
+
+    /// ``trySend(_:_:)`` for a frame of one message.
+    public func trySend(_ message: Message) throws(TransportError) -> Bool { try trySend(message, Message()) }
 }
 
 /// Makes connections of one kind; handed to the connection pool and RPC clients, which never
