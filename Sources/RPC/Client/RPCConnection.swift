@@ -92,6 +92,7 @@ public final class RPCConnection<T: Transport> {
 
     // MARK: Calls
 
+    @inline(__always)  // once per call: inlined, it takes no async frame of its own
     func begin<Request, Response>(
         _ method: RPCMethod<Request, Response>, _ request: Request, options: RPCCallOptions, kind: FrameKind
     ) async throws(RPCError) -> UInt64 {
@@ -128,7 +129,8 @@ public final class RPCConnection<T: Transport> {
             kind, callID: id, method: options.byName ? .name(method.name) : .id(method.id),
             timeoutNanoseconds: timeout, metadata: options.metadata)
         do {
-            try await transport.send(head, body)
+            // Queued at once when the transport has room: no suspension, no async frame.
+            if try !transport.trySend(head, body) { try await transport.send(head, body) }
         } catch {
             pending.remove(id)
             throw RPCError(.connectionLost, "the request could not be sent: \(error)")
@@ -136,6 +138,7 @@ public final class RPCConnection<T: Transport> {
         return id
     }
 
+    @inline(__always)
     func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
         if !pending.isAnswered(id) {
             do {
@@ -186,7 +189,9 @@ public final class RPCConnection<T: Transport> {
         do {
             if !helloSent { try await sendHello() }
             while failure == nil {
-                let message = try await transport.recv()
+                // A frame already read (one of a batch) is taken without suspending.
+                let message: Message
+                if let buffered = try transport.tryRecv() { message = buffered } else { message = try await transport.recv() }
                 lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
                 unansweredPings = 0
                 let frame: RPCFrame

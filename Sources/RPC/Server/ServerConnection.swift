@@ -52,7 +52,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         do {
             try await transport.send(writer.hello(limits))
             while !ended {
-                let message = try await transport.recv()
+                // A frame already read (one of a batch) is taken without suspending.
+                let message: Message
+                if let buffered = try transport.tryRecv() { message = buffered } else { message = try await transport.recv() }
                 let frame: RPCFrame
                 do {
                     frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
@@ -83,6 +85,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     }
 
     /// Handles one frame; returns false to close the connection.
+    @inline(__always)  // once per frame: inlined, it takes no async frame of its own
     private func handle(_ frame: RPCFrame) async throws -> Bool {
         switch frame.kind {
         case .request, .oneWay:
@@ -102,6 +105,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         return true
     }
 
+    @inline(__always)
     private func startCall(_ frame: RPCFrame) async throws -> Bool {
         let id = frame.callID
         let oneWay = frame.kind == .oneWay
@@ -143,7 +147,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             } else {
                 do { try inline(frame.payload, context, &response) } catch { failure = error }
             }
-            await finish(handler, context, oneWay: oneWay, start: start, response: response, failure: failure)
+            if let rest = finishNow(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
+                try? await transport.send(rest.head, rest.body)
+            }
             return true
         }
         let job = CallJob(handler: handler, payload: frame.payload, context: context, oneWay: oneWay, start: start)
@@ -232,15 +238,33 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private func finish(
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) async {
-        server.metrics[handler.id]?.record(start: start, failed: failure != nil)
-        if !oneWay && !ended {
-            if let failure {
-                try? await transport.send(writer.status(.error, callID: context.callID, failure))
-            } else {
-                let body = response.message { transport.allocateBuffer(capacity: $0) }
-                try? await transport.send(writer.response(callID: context.callID), body)
-            }
+        if let frame = finishNow(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
+            try? await transport.send(frame.head, frame.body)
         }
+    }
+
+    /// ``finish(_:_:oneWay:start:response:failure:)`` without waiting: records the call and
+    /// queues its response or error if the transport takes it at once. Returns the frame it
+    /// could not queue, for the caller to await ``Transport/send(_:_:)`` with.
+    private func finishNow(
+        _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
+    ) -> (head: Message, body: Message)? {
+        server.metrics[handler.id]?.record(start: start, failed: failure != nil)
+        guard !oneWay && !ended else { return nil }
+        let head: Message
+        var body = Message()
+        if let failure {
+            head = writer.status(.error, callID: context.callID, failure)
+        } else {
+            body = response.message { transport.allocateBuffer(capacity: $0) }
+            head = writer.response(callID: context.callID)
+        }
+        do {
+            if try transport.trySend(head, body) { return nil }
+        } catch {
+            return nil  // the connection ended: no one to answer
+        }
+        return (head, body)
     }
 
     // MARK: Deadlines
