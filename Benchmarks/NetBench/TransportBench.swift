@@ -83,26 +83,33 @@ final class Tally {
 
 /// Times `spec.count` round trips after `spec.warmup` (stopping at `spec.maxSeconds`), and notes
 /// the client core's jobs, remote jobs and parks per round trip. `roundTrip` returns the reply's size.
+///
+/// The loop runs in a task of its own, nonisolated on the core's executor (``Core/spawn(_:)``),
+/// as docs/RUNTIME.md recommends for a connection's loop: isolated to the core's actor, every
+/// await would end in a hop back to the actor.
 func measureRoundTrips(
-    _ spec: WorkloadSpec, on core: isolated Core, _ roundTrip: () async throws -> Int
+    _ spec: WorkloadSpec, on core: isolated Core, _ roundTrip: @escaping @concurrent () async throws -> Int
 ) async throws -> Measurement {
-    var samples: [UInt64] = []
-    samples.reserveCapacity(spec.count)
-    let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
     let before = core.statistics
-    // One clock read per round trip, each ending one and starting the next (perftest reads the
-    // TSC; where the clock source makes a read a system call, a second read would count in ours).
-    var start = Deadline.now
-    for i in 0..<(spec.warmup + spec.count) {
-        let size = try await roundTrip()
-        let end = Deadline.now
-        precondition(size == spec.size, "short echo")
-        if i >= spec.warmup {
-            samples.append(end.nanoseconds - start.nanoseconds)
-            if end >= stop { break }
+    let samples = try await core.spawn { @concurrent () async throws -> [UInt64] in
+        var samples: [UInt64] = []
+        samples.reserveCapacity(spec.count)
+        let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
+        // One clock read per round trip, each ending one and starting the next (perftest reads the
+        // TSC; where the clock source makes a read a system call, a second read would count in ours).
+        var start = Deadline.now
+        for i in 0..<(spec.warmup + spec.count) {
+            let size = try await roundTrip()
+            let end = Deadline.now
+            precondition(size == spec.size, "short echo")
+            if i >= spec.warmup {
+                samples.append(end.nanoseconds - start.nanoseconds)
+                if end >= stop { break }
+            }
+            start = end
         }
-        start = end
-    }
+        return samples
+    }.value
     let after = core.statistics
     let n = Double(spec.warmup + samples.count)
     note("# client core per round trip: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads, \(format(Double(after.parks - before.parks) / n)) parks")
