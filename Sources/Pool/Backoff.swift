@@ -1,3 +1,5 @@
+import NetRuntime
+
 /// Exponential backoff with full jitter: the delay before retry `n` (0-based) is uniform in
 /// `0 ... min(maximum, base * 2^n)` ("Exponential Backoff And Jitter", AWS Architecture Blog).
 public struct Backoff: Sendable {
@@ -17,31 +19,30 @@ public struct Backoff: Sendable {
     /// The defaults.
     public init() {}
 
-    /// The upper bound of the delay before retry `retry` (0-based).
+    /// The upper bound of the delay before retry `retry` (0-based). Settings of any size or sign
+    /// give a delay in `0 ... maximum` (a negative one counts as zero), never a trap.
     public func ceiling(retry: Int) -> Duration {
-        let factor = retry >= 62 ? Double.infinity : Double(UInt64(1) << UInt64(retry))
-        let bound = min(Double(maximum.nanoseconds), Double(base.nanoseconds) * factor)
-        return .nanoseconds(Int64(bound))
+        let factor = retry >= 62 ? Double.infinity : Double(UInt64(1) << UInt64(max(retry, 0)))
+        let base = Double(max(self.base.nanosecondsClamped, 0))
+        return .nanoseconds(Self.saturating(min(Double(max(maximum.nanosecondsClamped, 0)), base == 0 ? 0 : base * factor)))
     }
 
     /// The delay before retry `retry`: uniform in `0 ... ceiling(retry:)`.
     public func delay(retry: Int, using random: inout some RandomNumberGenerator) -> Duration {
-        let ceiling = ceiling(retry: retry).nanoseconds
-        return .nanoseconds(ceiling == 0 ? 0 : Int64.random(in: 0...ceiling, using: &random))
+        let ceiling = ceiling(retry: retry).nanosecondsClamped
+        return .nanoseconds(ceiling <= 0 ? 0 : Int64.random(in: 0...ceiling, using: &random))
     }
 
     /// How long a peer fails fast after `failures` failed dials in a row (≥ 1).
     public func failFast(after failures: Int) -> Duration {
         let factor = Double(UInt64(1) << UInt64(min(max(failures - 1, 0), 30)))
-        return .nanoseconds(Int64(min(Double(maximum.nanoseconds), Double(failFastPeriod.nanoseconds) * factor)))
+        let period = Double(max(failFastPeriod.nanosecondsClamped, 0))
+        return .nanoseconds(Self.saturating(min(Double(max(maximum.nanosecondsClamped, 0)), period * factor)))
     }
-}
 
-extension Duration {
-    /// The duration in whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : product &+ attoseconds / 1_000_000_000
+    /// Whole nanoseconds from a non-negative count, saturating at `Int64.max` (converting a
+    /// `Double` at or past 2^63 would trap).
+    private static func saturating(_ nanoseconds: Double) -> Int64 {
+        nanoseconds >= Double(Int64.max) ? .max : nanoseconds > 0 ? Int64(nanoseconds) : 0
     }
 }

@@ -37,8 +37,7 @@ public struct RDMADialer: TransportDialer {
         }
         let queue = context.register(id)
         let deadline = Deadline.now + configuration.connectTimeout
-        let milliseconds = Int32(clamping: configuration.connectTimeout.components.seconds * 1000
-            + configuration.connectTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(configuration.connectTimeout.millisecondsClamped, 0)
         var transport: RDMATransport?
         do {
             let resolved = address.withSockAddr { address, _ in

@@ -76,15 +76,3 @@ public struct Deadline: Comparable, Hashable, Sendable, CustomStringConvertible 
         self == .distantFuture ? "never" : "monotonic+\(nanoseconds)ns"
     }
 }
-
-extension Duration {
-    /// The duration in whole nanoseconds, clamped to `Int64`.
-    var nanosecondsClamped: Int64 {
-        let (seconds, attoseconds) = components
-        let (ns, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        let (sum, overflow2) = ns.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow2 { return seconds < 0 ? .min : .max }
-        return sum
-    }
-}

@@ -77,8 +77,7 @@ public final class TCPTransport: Transport {
         self.vectors = .allocate(capacity: frames * 3)
         if configuration.noDelay { try Socket.setNoDelay(fd) }
         if let timeout = configuration.userTimeout {
-            let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-            try Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, ms)
+            try Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, max(timeout.millisecondsClamped, 0))
         }
     }
 

@@ -99,4 +99,24 @@ struct ConnectionPoolTests {
         #expect(backoff.failFast(after: 1) == backoff.failFastPeriod)
         #expect(backoff.failFast(after: 30) == backoff.maximum)
     }
+
+    @Test("Backoff settings of any size or sign give delays in 0 ... maximum, never a trap")
+    func backoffExtremes() {
+        var random = SeededGenerator(seed: 7)
+        var huge = Backoff()
+        huge.base = .seconds(Int64.max)
+        huge.maximum = .seconds(Int64.max)
+        huge.failFastPeriod = .seconds(Int64.max)
+        #expect(huge.ceiling(retry: 70) == .nanoseconds(Int64.max))
+        #expect(huge.delay(retry: 3, using: &random) >= .zero)
+        #expect(huge.failFast(after: 40) == .nanoseconds(Int64.max))
+        var negative = Backoff()
+        negative.base = .seconds(-1)
+        negative.maximum = .seconds(-5)
+        negative.failFastPeriod = .milliseconds(-1)
+        #expect(negative.ceiling(retry: 2) == .zero)
+        #expect(negative.delay(retry: 2, using: &random) == .zero)
+        #expect(negative.failFast(after: 1) == .zero)
+        #expect(Backoff().ceiling(retry: -3) == Backoff().base)
+    }
 }

@@ -110,6 +110,25 @@ struct TCPBadInputTests {
         #expect(code(error) == .timedOut)
     }
 
+    @Test("A TCP_USER_TIMEOUT of any size is set, saturated at the kernel's int, without a trap")
+    func hugeUserTimeout() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let set = try await runtime.run(on: 0) { core in
+                let configuration = TCPConfiguration.defaults { $0.userTimeout = .seconds(Int64.max / 2) }
+                let (client, server, listener) = try await connectedPair(on: core, group: group, configuration: configuration)
+                var value: Int32 = 0
+                var length = socklen_t(MemoryLayout<Int32>.size)
+                let status = getsockopt(client.fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &value, &length)
+                await client.close()
+                await server.close()
+                await listener.close()
+                return status == 0 ? value : -1
+            }
+            #expect(set == Int32.max)
+        }
+    }
+
     @Test("A peer that never reads: senders wait, the queue stays bounded, other connections carry on")
     func neverReads() async throws {
         let limit = 256 * 1024
