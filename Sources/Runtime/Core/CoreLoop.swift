@@ -24,6 +24,9 @@ final class CoreLoop {
     @exclusivity(unchecked) var turnEndActions: [any CoreTurnEndAction] = []
     @exclusivity(unchecked) private var runningTurnEndActions: [any CoreTurnEndAction] = []
     private var stopping = false
+    /// Readiness watches that completed, with their results, for the loop to call between turns.
+    private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
+    private var runningReadyWatches: [(any CoreReadinessHandler, Int32)] = []
     /// Whether the last busy turn skipped its kernel entry (see ``run()``).
     private var pollSkipped = false
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
@@ -88,6 +91,14 @@ final class CoreLoop {
         if let deadline { timers.schedule(id, at: deadline, action: .wake) }
     }
 
+    /// Starts a readiness watch (``Core/whenReadable(_:_:)``): its completion calls `handler`
+    /// from the loop, between turns.
+    func startWatch(_ operation: IOOperation, _ handler: any CoreReadinessHandler) {
+        let id = table.reserve()
+        table.beginWatch(id, handler: handler)
+        backend.submit(operation, token: id.token)
+    }
+
     /// Ends a sleep early with `result`; returns false if it had already ended.
     @discardableResult
     func wake(_ id: OperationID, result: Int32) -> Bool {
@@ -130,9 +141,23 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
+        let handler = table.takeReadinessHandler(id)
         let (continuation, completion) = table.finish(id, result: result, flags: flags)
         statistics.operationsCompleted &+= 1
+        if let handler {
+            // Called after the backend's reaping (never from inside it), before the next jobs.
+            table.release(id)
+            readyWatches.append((handler, result))
+            return
+        }
         continuation?.resume(returning: completion)
+    }
+
+    /// Calls the handlers of the readiness watches that completed; those they start run later.
+    private func runReadyWatches() {
+        swap(&readyWatches, &runningReadyWatches)
+        for (handler, result) in runningReadyWatches { handler.coreDescriptorIsReadable(result) }
+        runningReadyWatches.removeAll(keepingCapacity: true)
     }
 
     private func fireTimers() {
@@ -281,6 +306,7 @@ final class CoreLoop {
         while true {
             statistics.turns &+= 1
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 { drainInbox() }
+            if !readyWatches.isEmpty { runReadyWatches() }
 
             // Run the jobs queued now and the jobs they enqueue, up to a bound: then I/O is reaped.
             var budget = jobs.count + handOffJobsPerTurn
@@ -331,6 +357,7 @@ final class CoreLoop {
             self.jobs.append(contentsOf: inbox.jobs)
             inbox.jobs.removeAll()
         }
+        if !readyWatches.isEmpty { runReadyWatches() }
         while let job = jobs.popFirst() {
             run(job, serial, taskExecutor)
         }

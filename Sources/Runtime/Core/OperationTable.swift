@@ -50,6 +50,8 @@ struct OperationTable {
         /// A wake that came before the sleep began (the waiter had not yet suspended).
         var earlyWake: Int32?
         var continuation: UnsafeContinuation<Completion, Never>?
+        /// What a readiness watch (no continuation) calls instead.
+        var readinessHandler: (any CoreReadinessHandler)?
     }
 
     private(set) var slots: [Slot] = []
@@ -123,6 +125,21 @@ struct OperationTable {
         slots[Int(id.index)].state = state
         pendingCount += 1
         slots[Int(id.index)].continuation = continuation
+    }
+
+    /// Starts a readiness watch: its completion calls `handler` rather than resuming a task.
+    mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler) {
+        slots[Int(id.index)].state = .inFlight
+        pendingCount += 1
+        slots[Int(id.index)].readinessHandler = handler
+    }
+
+    /// Takes the readiness handler of a watch, if `id` is one.
+    mutating func takeReadinessHandler(_ id: OperationID) -> (any CoreReadinessHandler)? {
+        let i = Int(id.index)
+        guard let handler = slots[i].readinessHandler else { return nil }
+        slots[i].readinessHandler = nil
+        return handler
     }
 
     /// Ends the operation and returns what to resume. Cancels and timers no longer act on it; the

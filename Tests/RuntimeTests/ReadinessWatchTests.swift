@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NetRuntime
+import NetTestSupport
+import Synchronization
+import Testing
+
+/// What a test's readiness handler saw; Sendable, so the test can read it after the core stops.
+private final class WatchRecord: Sendable {
+    let results = Mutex<[Int32]>([])
+    let onCore = Mutex<[Bool]>([])
+    let rearmErrors = Mutex<[RuntimeError]>([])
+    var count: Int { results.withLock { $0.count } }
+}
+
+/// Records each call; asks again from inside the call when `rearm` is set.
+private final class RecordingHandler: CoreReadinessHandler {
+    let core: Core
+    let fd: Int32
+    let record: WatchRecord
+    var rearm = false
+    var onCall: () -> Void = {}
+
+    init(core: Core, fd: Int32, record: WatchRecord) {
+        self.core = core
+        self.fd = fd
+        self.record = record
+    }
+
+    func coreDescriptorIsReadable(_ result: Int32) {
+        record.results.withLock { $0.append(result) }
+        record.onCore.withLock { $0.append(core.isCurrent) }
+        onCall()
+        if rearm {
+            do throws(RuntimeError) { try core.whenReadable(fd, self) } catch { record.rearmErrors.withLock { $0.append(error) } }
+        }
+    }
+}
+
+@Suite("Readiness watches", .timeLimit(.minutes(1)))
+struct ReadinessWatchTests {
+    @Test("A watch calls its handler once, on the core's thread, when the descriptor becomes readable; a task it resumes runs")
+    func callsOnceWhenReadable() async throws {
+        try await withRuntime { runtime in
+            let record = WatchRecord()
+            let (early, resumed) = try await runtime.run(on: 0) { core -> (Int, Int32) in
+                var fds: [Int32] = [0, 0]
+                guard pipe(&fds) == 0 else { return (-1, -1) }
+                defer { close(fds[0]); close(fds[1]) }
+                let handler = RecordingHandler(core: core, fd: fds[0], record: record)
+                // The handler resumes a task waiting on the core, as RDMA's pump resumes a receiver.
+                var waiter: CoreWakeHandle?
+                handler.onCall = { if let waiter { core.resume(waiter, result: 5) } }
+                try core.whenReadable(fds[0], handler)
+                for _ in 0..<50 { await Task.yield() }  // turns pass; nothing to read yet
+                let early = record.count
+                let byte: UInt8 = 1
+                _ = withUnsafeBytes(of: byte) { write(fds[1], $0.baseAddress, 1) }
+                let resumed = try await suspendOnCore(core) { waiter = $0 }
+                // One call per request: the byte is still there, so asking again calls at once.
+                try core.whenReadable(fds[0], handler)
+                while record.count < 2 { await Task.yield() }
+                // Read it: a third request waits for the next byte.
+                var sink: UInt8 = 0
+                _ = read(fds[0], &sink, 1)
+                try core.whenReadable(fds[0], handler)
+                for _ in 0..<50 { await Task.yield() }
+                let beforeThird = record.count
+                _ = withUnsafeBytes(of: byte) { write(fds[1], $0.baseAddress, 1) }
+                while record.count < 3 { await Task.yield() }
+                return (early + (beforeThird == 2 ? 0 : 100), resumed)
+            }
+            #expect(early == 0)
+            #expect(resumed == 5)
+            #expect(record.results.withLock { $0.allSatisfy { $0 > 0 && Int16($0) & Int16(POLLIN) != 0 } })
+            #expect(record.onCore.withLock { $0 == [true, true, true] })
+        }
+    }
+
+    @Test("Stopping the core ends a pending watch with ECANCELED; asking again then throws shutDown")
+    func endsWhenTheCoreStops() async throws {
+        let record = WatchRecord()
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let readEnd = fds[0]
+        try await withRuntime { runtime in
+            try await runtime.run(on: 0) { core in
+                let handler = RecordingHandler(core: core, fd: readEnd, record: record)
+                handler.rearm = true
+                try core.whenReadable(readEnd, handler)  // never readable: nothing is written
+            }
+        }
+        #expect(record.results.withLock { $0 } == [-ECANCELED])
+        #expect(record.rearmErrors.withLock { $0 } == [RuntimeError.shutDown()])  // compared by kind
+    }
+
+    @Test("A watch asked for off the core's thread is refused")
+    func offCore() async throws {
+        try await withRuntime { runtime in
+            let core = runtime.cores[0]
+            let record = WatchRecord()
+            var refusal: RuntimeError?
+            do throws(RuntimeError) {
+                try core.whenReadable(0, RecordingHandler(core: core, fd: 0, record: record))
+            } catch {
+                refusal = error
+            }
+            #expect(refusal == RuntimeError.notOnCore(""))  // compared by kind
+            #expect(record.count == 0)
+        }
+    }
+}
