@@ -164,34 +164,51 @@ final class RDMACoreContext {
     }
 
     private func startPump(_ target: PumpTarget, descriptor: Int32) {
-        let core = self.core
-        // The task prefers the core's executor, so it runs on the core's thread; it finds the
-        // context again through the core (it captures only Sendable values).
-        Task(executorPreference: core.executor) {
-            await runPump(on: core, target, descriptor: descriptor)
+        // The first service runs at the end of this turn, once the context is in place.
+        do {
+            try core.runAtEndOfTurn(Pump(core: core, target: target, descriptor: descriptor))
+        } catch {
+            assertionFailure("an RDMA context is used only on its core: \(error)")
         }
     }
 }
 
-/// The loop of one pump task: serve, then wait until the descriptor is readable, until the core
-/// stops (the wait then fails) or the target is gone.
-private func runPump(on core: Core, _ target: RDMACoreContext.PumpTarget, descriptor: Int32) async {
-    defer {
+/// Serves one descriptor of a core's RDMA context (a device's completion channel, its
+/// asynchronous events, the rdma_cm channel): serve, then ask the core to call again when the
+/// descriptor is readable. It runs from the core's loop (``Core/whenReadable(_:_:)``): no task,
+/// no continuation and no job per event. It ends when the core stops or the target is gone.
+private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
+    let core: Core
+    let target: RDMACoreContext.PumpTarget
+    let descriptor: Int32
+
+    init(core: Core, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
+        self.core = core
+        self.target = target
+        self.descriptor = descriptor
+    }
+
+    /// The first service, at the end of the turn that started the pump.
+    func coreTurnDidEnd() { serve() }
+
+    func coreDescriptorIsReadable(_ result: Int32) {
+        guard result >= 0 else { return end() }  // the core is stopping
+        serve()
+    }
+
+    private func serve() {
+        guard let context = try? core.local(RDMACoreContext.self, { throw CancellationError() }),
+              context.service(target) else { return end() }
+        do {
+            try core.whenReadable(descriptor, self)
+        } catch {
+            end()
+        }
+    }
+
+    private func end() {
         // Another core may read the device's asynchronous events from now on.
         if case .asyncEvents(let key) = target { AsyncEvents.unwatch(device: key) }
     }
-    while true {
-        do {
-            let context = try core.local(RDMACoreContext.self) { throw CancellationError() }
-            guard context.service(target) else { return }
-        } catch {
-            return
-        }
-        do {
-            // Nobody cancels a pump (it ends when the core stops): its waits need no handler.
-            try await core.waitReadable(descriptor, cancellable: false)
-        } catch {
-            return
-        }
-    }
 }
+
