@@ -14,6 +14,11 @@ private final class WatchRecord: Sendable {
     var count: Int { results.withLock { $0.count } }
 }
 
+/// A flag another thread sets.
+private final class Flag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
 /// Records each call; asks again from inside the call when `rearm` is set.
 private final class RecordingHandler: CoreReadinessHandler {
     let core: Core
@@ -75,6 +80,30 @@ struct ReadinessWatchTests {
             #expect(resumed == 5)
             #expect(record.results.withLock { $0.allSatisfy { $0 > 0 && Int16($0) & Int16(POLLIN) != 0 } })
             #expect(record.onCore.withLock { $0 == [true, true, true] })
+        }
+    }
+
+    @Test("A watch completed while the core polls idle runs its handler (it is work, as a job is)", arguments: [false, true])
+    func whileIdlePolling(polling: Bool) async throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let armed = Flag()
+        try await withRuntime(configure: { $0.idlePollTime = polling ? .milliseconds(200) : .zero }) { runtime in
+            async let resumed = runtime.run(on: 0) { core -> Int32 in
+                let handler = RecordingHandler(core: core, fd: readEnd, record: WatchRecord())
+                var waiter: CoreWakeHandle?
+                handler.onCall = { if let waiter { core.resume(waiter, result: 9) } }
+                try core.whenReadable(readEnd, handler)
+                return try await suspendOnCore(core) { waiter = $0; armed.value.store(true, ordering: .releasing) }
+            }
+            // Written from this thread while the core has nothing to do: it polls, or it parks.
+            while !armed.value.load(ordering: .acquiring) { await Task.yield() }
+            let byte: UInt8 = 1
+            _ = withUnsafeBytes(of: byte) { write(writeEnd, $0.baseAddress, 1) }
+            let value = try await resumed
+            #expect(value == 9)
         }
     }
 

@@ -277,7 +277,7 @@ final class CoreLoop {
         var end: UInt64?
         var spins = 0
         while true {
-            if backend.pollIdle(handler) && !jobs.isEmpty { break }
+            if backend.pollIdle(handler) && (!jobs.isEmpty || !readyWatches.isEmpty) { break }
             if executor.pending.load(ordering: .relaxed) > 0 { break }
             spins &+= 1
             // Reading the clock costs more than a poll of an empty ring: read it now and then.
@@ -334,6 +334,8 @@ final class CoreLoop {
                 continue
             }
             pollSkipped = false
+            // A watch completed by the reaping above: its handler runs before any park.
+            if !readyWatches.isEmpty { continue }
             // Stop once the kernel holds nothing of ours. Completed operations whose tasks have
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }
