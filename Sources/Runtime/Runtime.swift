@@ -265,7 +265,6 @@ public final class Runtime: Sendable {
 
     private func stopCores() {
         precondition(CoreThread.current == nil, "Runtime shutdown called on a core's thread")
-        state.withLock { $0.phase = .stopped }
         for core in cores { core.executor.enqueueRemote(.stop) }
         for core in cores { CoreThread.join(core.executor) }
         let dropped = cores.reduce(0) { $0 + $1.executor.droppedJobs.load(ordering: .relaxed) }
@@ -273,7 +272,10 @@ public final class Runtime: Sendable {
             logger.warning("jobs arrived after their core stopped and were dropped", metadata: ["count": "\(dropped)"])
         }
         logger.debug("runtime stopped")
+        // Stopped only now, with every core joined: `run()` and `stop()` must not return while a
+        // core still runs (its last handlers and jobs run as it stops).
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.phase = .stopped
             defer { state.stoppedWaiters.removeAll() }
             return state.stoppedWaiters
         }
