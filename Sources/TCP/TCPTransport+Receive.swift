@@ -44,7 +44,8 @@ extension TCPTransport {
     private func bufferedFrame() -> Message? {
         guard let chunk, readEnd - readStart >= FrameHeader.size else { return nil }
         let length = FrameHeader.length(at: chunk.base + readStart)
-        guard length > 0 && length <= configuration.maximumFrameSize else { return nil }  // recv reports it
+        // A bad length is left for the receive path, which reports it and ends the connection.
+        guard (try? FrameHeader.validate(length, maximum: configuration.maximumFrameSize)) != nil else { return nil }
         let frameEnd = readStart + FrameHeader.size + length
         guard frameEnd <= readEnd else { return nil }
         let frame = Message(storage: chunk, offset: readStart + FrameHeader.size, count: length)

@@ -147,9 +147,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             } else {
                 do { try inline(frame.payload, context, &response) } catch { failure = error }
             }
-            if let rest = finishNow(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
-                try? await transport.send(rest.head, rest.body)
-            }
+            await finish(handler, context, oneWay: oneWay, start: start, response: response, failure: failure)
             return true
         }
         let job = CallJob(handler: handler, payload: frame.payload, context: context, oneWay: oneWay, start: start)
@@ -235,6 +233,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     }
 
     /// Records the call in the metrics and sends its response or error.
+    @inline(__always)  // on the inline-handler path per call: no async frame when the send needs no wait
     private func finish(
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) async {
@@ -243,9 +242,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         }
     }
 
-    /// ``finish(_:_:oneWay:start:response:failure:)`` without waiting: records the call and
-    /// queues its response or error if the transport takes it at once. Returns the frame it
-    /// could not queue, for the caller to await ``Transport/send(_:_:)`` with.
+    /// The part of ``finish(_:_:oneWay:start:response:failure:)`` that never waits: records the
+    /// call and queues its response or error if the transport takes it at once. Returns the
+    /// frame it could not queue, for `finish` to await ``Transport/send(_:_:)`` with.
     private func finishNow(
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) -> (head: Message, body: Message)? {

@@ -141,8 +141,7 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
-        let handler = table.takeReadinessHandler(id)
-        let (continuation, completion) = table.finish(id, result: result, flags: flags)
+        let (continuation, handler, completion) = table.finish(id, result: result, flags: flags)
         statistics.operationsCompleted &+= 1
         if let handler {
             // Called after the backend's reaping (never from inside it), before the next jobs.
@@ -152,6 +151,10 @@ final class CoreLoop {
         }
         continuation?.resume(returning: completion)
     }
+
+    /// Jobs to run or readiness handlers to call: a core with work does not park (nor keep
+    /// polling idle).
+    private var hasWork: Bool { !jobs.isEmpty || !readyWatches.isEmpty }
 
     /// Calls the handlers of the readiness watches that completed; those they start run later.
     private func runReadyWatches() {
@@ -277,7 +280,7 @@ final class CoreLoop {
         var end: UInt64?
         var spins = 0
         while true {
-            if backend.pollIdle(handler) && (!jobs.isEmpty || !readyWatches.isEmpty) { break }
+            if backend.pollIdle(handler) && hasWork { break }
             if executor.pending.load(ordering: .relaxed) > 0 { break }
             spins &+= 1
             // Reading the clock costs more than a poll of an empty ring: read it now and then.
@@ -321,7 +324,7 @@ final class CoreLoop {
             if !timers.isEmpty { fireTimers() }
             if timers.count > 2 * table.activeCount + Self.endedTimersAllowed { dropEndedTimers() }
 
-            if !jobs.isEmpty || executor.pending.load(ordering: .relaxed) > 0 {
+            if hasWork || executor.pending.load(ordering: .relaxed) > 0 {
                 // Busy: enter the kernel (submit, reap) every other turn. A turn that hands a
                 // message to a waiting task then costs no system call: the task's own I/O joins
                 // the submission at the park that follows, and a busy core still reaps often.
@@ -334,8 +337,6 @@ final class CoreLoop {
                 continue
             }
             pollSkipped = false
-            // A watch completed by the reaping above: its handler runs before any park.
-            if !readyWatches.isEmpty { continue }
             // Stop once the kernel holds nothing of ours. Completed operations whose tasks have
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }

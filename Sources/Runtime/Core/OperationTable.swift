@@ -134,24 +134,21 @@ struct OperationTable {
         slots[Int(id.index)].readinessHandler = handler
     }
 
-    /// Takes the readiness handler of a watch, if `id` is one.
-    mutating func takeReadinessHandler(_ id: OperationID) -> (any CoreReadinessHandler)? {
-        let i = Int(id.index)
-        guard let handler = slots[i].readinessHandler else { return nil }
-        slots[i].readinessHandler = nil
-        return handler
-    }
-
-    /// Ends the operation and returns what to resume. Cancels and timers no longer act on it; the
-    /// slot stays with its caller until ``release(_:)``.
-    mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (UnsafeContinuation<Completion, Never>?, Completion) {
+    /// Ends the operation and returns what to resume (a task's continuation, or a readiness
+    /// watch's handler). Cancels and timers no longer act on it; the slot stays with its caller
+    /// until ``release(_:)``.
+    mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (
+        continuation: UnsafeContinuation<Completion, Never>?, handler: (any CoreReadinessHandler)?, completion: Completion
+    ) {
         let i = Int(id.index)
         let continuation = slots[i].continuation
+        let handler = slots[i].readinessHandler
         let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
         slots[i].continuation = nil
+        slots[i].readinessHandler = nil
         slots[i].state = .completed
         pendingCount -= 1
-        return (continuation, completion)
+        return (continuation, handler, completion)
     }
 
     /// Returns a completed slot for reuse, with a new generation so stale cancels and timers
