@@ -17,9 +17,8 @@ public final class RDMABufferPool: BufferPool {
     /// A buffer of at least `capacity` bytes: a slab chunk when one fits and is free, else plain
     /// memory (sent by copy or inline).
     public func allocate(capacity: Int) -> WritableBuffer {
-        let slab = device.slab
-        if let chunk = try? slab.allocate(capacity) {
-            return WritableBuffer(storage: BufferStorage(wrapping: chunk.base, capacity: chunk.size) { slab.free(chunk) })
+        if let chunk = try? device.slab.allocate(capacity) {
+            return WritableBuffer(storage: device.chunkLender.storage(over: chunk))
         }
         return WritableBuffer(storage: BufferStorage(allocating: capacity))
     }

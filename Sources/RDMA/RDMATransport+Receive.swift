@@ -126,7 +126,7 @@ extension RDMATransport {
             }
             statistics.messagesReceived += 1
             // The message refers to the receive buffer itself; releasing it reposts the buffer.
-            let storage = BufferStorage(wrapping: slots[slot].base, capacity: completion.byteLength, onRelease: releaser(of: slot))
+            let storage = receiveLender.storage(slot: slot, count: completion.byteLength)
             ready.append(.message(Message(storage: storage, offset: 0, count: completion.byteLength)))
             receivers.signalOne()
         case .rendezvous, .rendezvousDone:
@@ -159,15 +159,6 @@ extension RDMATransport {
             repost(slot: slot)
         }
         postQueued()
-    }
-
-    /// What runs when the last message over `slot`'s buffer goes. It holds the connection weakly:
-    /// a message the application keeps must not keep a dropped connection alive; the chunk then
-    /// goes straight back to the slab.
-    func releaser(of slot: Int) -> () -> Void {
-        { [weak self, slab = device.slab, chunk = slots[slot]] in
-            if let self { self.released(slot: slot) } else { slab.free(chunk) }
-        }
     }
 
     /// The last message over `slot`'s buffer is gone: post it again (or, once the connection is

@@ -122,9 +122,9 @@ extension RDMATransport {
             }
             // The message's storage holds the memory read into, and gives the request's receive
             // slot back when the application lets the message go.
-            let release = releaser(of: read.slot)
+            let (lender, receiveSlot) = (receiveLender, read.slot)
             let outer = BufferStorage(wrapping: storage.base, capacity: request.length) {
-                withExtendedLifetime(storage) { release() }
+                withExtendedLifetime(storage) { lender.giveBack(slot: receiveSlot) }
             }
             read.message = Message(storage: outer, offset: 0, count: request.length)
             var operations: [crdma_rdma_op] = []

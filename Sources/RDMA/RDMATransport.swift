@@ -83,6 +83,8 @@ public final class RDMATransport: Transport {
 
     // Receiving.
     let slots: [SlabAllocator.Chunk]
+    /// Lends the receive buffers to the messages received into them.
+    let receiveLender: ReceiveBufferLender
     @exclusivity(unchecked) var slotPosted: [Bool]
     /// Messages received, in order; a rendezvous message holds its place while it is read.
     @exclusivity(unchecked) var ready = Deque<Arrival>()
@@ -235,8 +237,10 @@ public final class RDMATransport: Transport {
         self.oneSidedWaiters = CoreWaitQueue(core: context.core)
         self.receivers = CoreWaitQueue(core: context.core)
         self.slots = slots
+        self.receiveLender = ReceiveBufferLender(slab: device.slab, chunks: slots)
         self.slotPosted = Array(repeating: false, count: slots.count)
         self.number = context.register(self)
+        receiveLender.transport = self
         AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,
                              core: context.core, connection: number)
         for slot in slots.indices {

@@ -1,4 +1,5 @@
 @testable import NetRDMA
+import NetTransport
 import Testing
 import NetTestSupport
 
@@ -64,6 +65,45 @@ struct RDMASlabAllocatorTests {
         let again = try #require(try slab.allocate(100))
         #expect(again.base == first.base)
         #expect(regions.made.count == 1)
+    }
+
+    @Test("A chunk lent to a buffer goes back to the slab once, when its last message goes")
+    func lentChunk() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        let lender = SlabChunkLender(slab: slab)
+        // Chunks from both classes and both regions of one class: the tag must find each.
+        var chunks: [SlabAllocator.Chunk] = []
+        for _ in 0..<5 { chunks.append(try #require(try slab.allocate(4096))) }
+        chunks.append(try #require(try slab.allocate(10)))
+        #expect(Set(chunks.map(\.localKey)).count == 3)
+        var messages: [Message] = []
+        for chunk in chunks {
+            var buffer = WritableBuffer(storage: lender.storage(over: chunk))
+            buffer.append(contentsOf: [1, 2, 3])
+            messages.append(buffer.freeze())
+        }
+        let slice = messages[4].slice(1..<2)
+        #expect(slab.statistics.inUse == 6)
+        messages.removeAll()
+        #expect(slab.statistics.inUse == 1)  // the slice still holds its chunk
+        _ = consume slice
+        #expect(slab.statistics.inUse == 0)
+        for chunk in chunks { #expect(!slab.free(chunk)) }  // each went back exactly once
+    }
+
+    @Test("A tag that names no chunk out frees nothing")
+    func bogusTags() throws {
+        let regions = PlainRegions()
+        let slab = SlabAllocator(configuration: configuration, makeRegion: regions.make)
+        let chunk = try #require(try slab.allocate(100))
+        for tag in [-1, 0 | 1, 1 << 56, 5 << 56, 1 << 32 | 0, Int.max] where tag != chunk.tag {
+            #expect(!slab.free(tag: tag))
+        }
+        #expect(slab.statistics.inUse == 1)
+        #expect(slab.free(tag: chunk.tag))
+        #expect(!slab.free(tag: chunk.tag))
+        #expect(slab.statistics.inUse == 0)
     }
 
     @Test("Addresses outside every region, or straddling its end, have no key")

@@ -90,4 +90,24 @@ struct BufferTests {
         #expect(flag.released)
         memory.deallocate()
     }
+
+    @Test("Memory lent by an owner goes back to it once, with its tag, when the last message goes")
+    func lentByOwner() {
+        final class Owner: BufferStorageOwner {
+            var returned: [(UnsafeMutableRawPointer, Int)] = []
+            func storageReleased(_ base: UnsafeMutableRawPointer, tag: Int) { returned.append((base, tag)) }
+        }
+        let owner = Owner()
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+        defer { memory.deallocate() }
+        var first: Message? = Message(storage: BufferStorage(wrapping: memory, capacity: 64, owner: owner, tag: 7), offset: 0, count: 64)
+        var second: Message? = first?.slice(8..<16)
+        #expect(second?.count == 8)
+        first = nil
+        #expect(owner.returned.isEmpty)  // the slice still refers to it
+        second = nil
+        #expect(owner.returned.count == 1)
+        #expect(owner.returned.first?.0 == memory)
+        #expect(owner.returned.first?.1 == 7)
+    }
 }

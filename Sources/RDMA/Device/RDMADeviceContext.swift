@@ -25,6 +25,8 @@ final class RDMADeviceContext {
     static let acknowledgeBatch: UInt32 = 64
     /// The registered slab of the core on this device.
     let slab: SlabAllocator
+    /// Lends the slab's chunks to buffers (no closure per buffer).
+    let chunkLender: SlabChunkLender
     let registrar: Registrar
     /// Registrations of buffers from elsewhere (sent by rendezvous or used one-sided).
     let registrations: RegistrationCache
@@ -110,6 +112,7 @@ final class RDMADeviceContext {
         completionCapacity = Int(cq.pointee.cqe)
         registrar = Registrar(protectionDomain: pd)
         slab = SlabAllocator(configuration: configuration.slab) { [registrar] size in try registrar.makeRegion(size: size) }
+        chunkLender = SlabChunkLender(slab: slab)
         registrations = RegistrationCache(
             limits: configuration.registrationCache,
             register: { [registrar] base, size in

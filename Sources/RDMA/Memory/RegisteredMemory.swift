@@ -78,7 +78,7 @@ extension RDMADeviceContext {
         if let chunk {
             // '!': a chunk lies in a region of its slab.
             let region = slab.region(holding: chunk.base, count: chunk.size)!
-            return (BufferStorage(wrapping: chunk.base, capacity: chunk.size) { slab.free(chunk) }, region.localKey, region.remoteKey)
+            return (chunkLender.storage(over: chunk), region.localKey, region.remoteKey)
         }
         let base = UnsafeMutableRawPointer.allocate(byteCount: max(size, 1), alignment: 4096)
         let mr: UnsafeMutablePointer<ibv_mr>

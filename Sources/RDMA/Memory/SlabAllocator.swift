@@ -65,6 +65,9 @@ public final class SlabAllocator {
         let sizeClass: Int
         let region: Int
         let index: Int
+
+        /// Where the chunk lies, in one integer (class, region, index), for ``SlabAllocator/free(tag:)``.
+        var tag: Int { sizeClass << 56 | region << 32 | index }
     }
 
     /// Counters for tests and metrics.
@@ -100,7 +103,8 @@ public final class SlabAllocator {
 
     /// An allocator whose regions come from `makeRegion`.
     public init(configuration: Configuration = .defaults, makeRegion: @escaping RegionMaker) {
-        let sizes = configuration.sizeClasses.filter { $0 > 0 }.sorted()
+        // At most 127 classes, 2^24 regions a class and 2^32 chunks a region: a chunk's tag holds them.
+        let sizes = configuration.sizeClasses.filter { $0 > 0 }.sorted().prefix(127)
         self.configuration = configuration
         self.classes = sizes.map { size in
             SizeClass(size: size, regionSize: max(size, configuration.regionSize / size * size))
@@ -126,7 +130,7 @@ public final class SlabAllocator {
             return nil
         }
         if classes[c].free.isEmpty {
-            guard classes[c].regions.count < configuration.maximumRegionsPerClass else {
+            guard classes[c].regions.count < min(configuration.maximumRegionsPerClass, 1 << 24) else {
                 statistics.refused += 1
                 return nil
             }
@@ -145,13 +149,22 @@ public final class SlabAllocator {
     /// reported as `false`.
     @discardableResult
     public func free(_ chunk: Chunk) -> Bool {
-        guard classes.indices.contains(chunk.sizeClass),
-              classes[chunk.sizeClass].out.indices.contains(chunk.region),
-              classes[chunk.sizeClass].out[chunk.region].indices.contains(chunk.index),
-              classes[chunk.sizeClass].out[chunk.region][chunk.index]
+        free(sizeClass: chunk.sizeClass, region: chunk.region, index: chunk.index)
+    }
+
+    /// Frees the chunk whose ``Chunk/tag`` is `tag`; false (and nothing changes) if no such
+    /// chunk is out.
+    @discardableResult
+    func free(tag: Int) -> Bool {
+        free(sizeClass: tag >> 56, region: (tag >> 32) & 0xFF_FFFF, index: tag & 0xFFFF_FFFF)
+    }
+
+    private func free(sizeClass c: Int, region r: Int, index i: Int) -> Bool {
+        guard classes.indices.contains(c), classes[c].out.indices.contains(r),
+              classes[c].out[r].indices.contains(i), classes[c].out[r][i]
         else { return false }
-        classes[chunk.sizeClass].out[chunk.region][chunk.index] = false
-        classes[chunk.sizeClass].free.append(chunk.region << 32 | chunk.index)
+        classes[c].out[r][i] = false
+        classes[c].free.append(r << 32 | i)
         statistics.inUse -= 1
         return true
     }

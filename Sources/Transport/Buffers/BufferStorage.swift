@@ -18,6 +18,8 @@ public final class BufferStorage {
         case deallocate
         /// Someone else's memory; `action` runs when the storage goes.
         case custom(() -> Void)
+        /// Memory lent by `owner`, given back with `tag` when the storage goes.
+        case owned(any BufferStorageOwner, tag: Int)
     }
 
     init(base: UnsafeMutableRawPointer, capacity: Int, release: Release) {
@@ -38,10 +40,18 @@ public final class BufferStorage {
         self.init(base: base, capacity: capacity, release: .custom(onRelease))
     }
 
+    /// Wraps memory lent by `owner`, which gets it back through
+    /// ``BufferStorageOwner/storageReleased(_:tag:)`` once no buffer refers to it. Unlike a
+    /// closure, this costs no allocation besides the storage itself.
+    public convenience init(wrapping base: UnsafeMutableRawPointer, capacity: Int, owner: any BufferStorageOwner, tag: Int) {
+        self.init(base: base, capacity: capacity, release: .owned(owner, tag: tag))
+    }
+
     deinit {
         switch release {
         case .pooled, .deallocate: base.deallocate()
         case .custom(let action): action()
+        case .owned(let owner, let tag): owner.storageReleased(base, tag: tag)
         }
     }
 }
