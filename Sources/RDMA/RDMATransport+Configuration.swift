@@ -49,6 +49,13 @@ extension RDMATransport {
         /// The core's registered slab (size classes, region size). Taken from the first
         /// connection made on the core. Default: 4 KiB, 64 KiB and 1 MiB classes in 16 MiB regions.
         public var slab: SlabAllocator.Configuration = .defaults
+        /// Registered memory per slab size class that the core's buffer pool
+        /// (``RDMATransport/allocateBuffer(capacity:)``) keeps for reuse: a buffer then costs no
+        /// allocation. Past it, a buffer still gets a slab chunk, at the cost of one allocation,
+        /// and its chunk goes back to the slab when the buffer goes. Taken from the first
+        /// connection made on the core. Default 4 MiB (1,024 buffers of 4 KiB, 64 of 64 KiB, 4 of
+        /// 1 MiB); 0 keeps none.
+        public var pooledBytesPerClass: Int = 4 * 1024 * 1024
         /// How long a receive with nothing to read polls the completion queue itself (yielding to
         /// the core's other tasks between polls) before it waits for a completion event; `nil`
         /// (the default) waits at once, and so does zero or a negative time. Busy polling trades
@@ -80,6 +87,7 @@ extension RDMATransport {
             c.receiveBufferSize = min(max(64, c.receiveBufferSize), 1 << 30)
             c.maximumMessageSize = min(max(c.receiveBufferSize, c.maximumMessageSize), 1 << 30)
             c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
+            c.pooledBytesPerClass = max(0, c.pooledBytesPerClass)
             c.retryCount = min(c.retryCount, 7)
             c.rnrRetryCount = min(c.rnrRetryCount, 7)
             if let spin = c.busyPolling, spin <= .zero { c.busyPolling = nil }

@@ -321,7 +321,7 @@ public final class RDMATransport: Transport {
     public var registrationStatistics: RegistrationCache.Statistics { device.registrations.statistics }
 
     /// The core's registered memory, as a buffer pool.
-    public var bufferPool: RDMABufferPool { RDMABufferPool(device: device) }
+    public var bufferPool: RDMABufferPool { device.bufferPool }
 
     /// A buffer in the core's registered memory (see ``RDMABufferPool``): a message built in it
     /// is sent without a copy.

@@ -169,6 +169,36 @@ struct RDMATransportTests {
         }
     }
 
+    @Test("Buffers from allocateBuffer are registered chunks the core's pool hands out again once released")
+    func pooledBuffers() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Bool] in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let pool = client.bufferPool
+                let before = pool.statistics
+                var buffer = client.allocateBuffer(capacity: 3_000)
+                buffer.append(contentsOf: payload(sender: 3, sequence: 0, size: 3_000))
+                let message = buffer.freeze()
+                let base = message.baseAddress
+                let registered = pool.isRegistered(message)
+                _ = consume message
+                let again = client.allocateBuffer(capacity: 3_000)
+                let result = [
+                    "registered": registered,
+                    "sameChunk": again.storage.base == base.map { UnsafeMutableRawPointer(mutating: $0) },
+                    "reused": pool.statistics.reused == before.reused + 1,
+                    "samePoolForServer": server.bufferPool === pool,
+                ]
+                _ = consume again
+                await client.close()
+                await server.close()
+                await listener.close()
+                return result
+            }
+            #expect(result == ["registered": true, "sameChunk": true, "reused": true, "samePoolForServer": true])
+        }
+    }
+
     @Test("The peer's close ends a pending receive with .closed, after the messages sent before it")
     func peerCloses() async throws {
         try await withRuntime { runtime in

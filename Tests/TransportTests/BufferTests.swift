@@ -76,6 +76,54 @@ struct BufferTests {
         #expect(pool.statistics.unpooled == 2)
     }
 
+    @Test("A backed pool keeps what its backing makes up to each class's maximum, and reuses it")
+    func backedPool() {
+        final class Backing: BufferStorageOwner {
+            var made = 0, returned = 0, refuse = false
+            let memory = UnsafeMutableRawPointer.allocate(byteCount: 64 * 16, alignment: 64)
+            func make(_ size: Int) -> BufferStorage? {
+                if refuse { return nil }
+                defer { made += 1 }
+                return BufferStorage(wrapping: memory + made * 64, capacity: size, owner: self, tag: made)
+            }
+            func storageReleased(_ base: UnsafeMutableRawPointer, tag: Int) { returned += 1 }
+            deinit { memory.deallocate() }
+        }
+        let backing = Backing()
+        do {
+            let pool = PooledBufferAllocator(configuration: .init(sizeClasses: [64], maximumPerClass: { _ in 2 }), backing: backing.make)
+            let first = pool.allocate(capacity: 10)
+            let base = first.storage.base
+            let second = pool.allocate(capacity: 10)
+            // Past the maximum: made by the backing, not kept, given back when dropped.
+            let third = pool.allocate(capacity: 10)
+            #expect(backing.made == 3)
+            #expect(pool.pooledCount == 2)
+            _ = consume third
+            #expect(backing.returned == 1)
+            // A kept one that no one holds is handed out again: nothing new is made.
+            _ = consume first
+            let again = pool.allocate(capacity: 10)
+            #expect(again.storage.base == base)
+            #expect(backing.made == 3)
+            #expect(pool.statistics.reused == 1)
+            _ = consume again
+            _ = consume second
+            // A backing that cannot make storage leaves the buffer plain memory.
+            backing.refuse = true
+            let fourth = pool.allocate(capacity: 10)  // a kept one is free: reused, no backing
+            #expect(fourth.capacity == 64 && backing.made == 3)
+            let held = pool.allocate(capacity: 10)
+            let plain = pool.allocate(capacity: 10)  // both kept are held, backing refuses: plain
+            #expect(plain.capacity == 64 && backing.made == 3)
+            #expect(backing.returned == 1)  // the pool still keeps its two
+            _ = consume fourth
+            _ = consume held
+            _ = consume plain
+        }
+        #expect(backing.returned == 3)  // the pool went: its kept storage went back too
+    }
+
     @Test("Wrapped memory runs its release action when the last message goes")
     func wrapped() {
         final class Flag { var released = false }

@@ -27,6 +27,8 @@ final class RDMADeviceContext {
     let slab: SlabAllocator
     /// Lends the slab's chunks to buffers (no closure per buffer).
     let chunkLender: SlabChunkLender
+    /// The slab as a buffer pool (``RDMATransport/allocateBuffer(capacity:)``).
+    let bufferPool: RDMABufferPool
     let registrar: Registrar
     /// Registrations of buffers from elsewhere (sent by rendezvous or used one-sided).
     let registrations: RegistrationCache
@@ -113,6 +115,7 @@ final class RDMADeviceContext {
         registrar = Registrar(protectionDomain: pd)
         slab = SlabAllocator(configuration: configuration.slab) { [registrar] size in try registrar.makeRegion(size: size) }
         chunkLender = SlabChunkLender(slab: slab)
+        bufferPool = RDMABufferPool(slab: slab, lender: chunkLender, pooledBytesPerClass: configuration.pooledBytesPerClass)
         registrations = RegistrationCache(
             limits: configuration.registrationCache,
             register: { [registrar] base, size in

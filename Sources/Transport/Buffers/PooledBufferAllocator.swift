@@ -6,7 +6,16 @@
 /// mostly released in the order they were taken, so the next one is usually free. A class that
 /// has made its maximum hands out unpooled storage, freed when dropped. Requests above the
 /// largest class get storage of their own size.
+///
+/// Pooled storage is plain memory unless a ``Backing`` makes it (an RDMA core's pool keeps
+/// registered slab chunks this way).
 public final class PooledBufferAllocator: BufferPool {
+    /// Makes storage of a size class (`size` is the class's size), or returns nil when it cannot
+    /// (the buffer then gets plain unpooled memory). Storage the class keeps is released only
+    /// when the pool goes; storage made past the class's maximum is not kept, and is released
+    /// when its last buffer goes.
+    public typealias Backing = (_ size: Int) -> BufferStorage?
+
     /// Size classes and how much each may keep.
     public struct Configuration: Sendable {
         /// Storage sizes, ascending. Default 256 B, 4 KiB, 64 KiB, 1 MiB.
@@ -50,10 +59,12 @@ public final class PooledBufferAllocator: BufferPool {
     @exclusivity(unchecked) private var classes: [SizeClass]
     /// The pool's counters.
     @exclusivity(unchecked) public private(set) var statistics = Statistics()
+    private let backing: Backing?
 
-    /// A pool with the given size classes.
-    public init(configuration: Configuration = Configuration()) {
+    /// A pool with the given size classes, over plain memory or over what `backing` makes.
+    public init(configuration: Configuration = Configuration(), backing: Backing? = nil) {
         classes = configuration.sizeClasses.map { SizeClass(size: $0, maximum: configuration.maximumPerClass($0)) }
+        self.backing = backing
     }
 
     /// The largest pooled size.
@@ -86,11 +97,20 @@ public final class PooledBufferAllocator: BufferPool {
         }
         let size = classes[index].size
         guard count < classes[index].maximum else {
+            // Not kept: backed storage gives its memory back when dropped, as plain storage does.
             statistics.unpooled += 1
-            return BufferStorage(allocating: size)
+            return backing?(size) ?? BufferStorage(allocating: size)
         }
-        let storage = BufferStorage(
-            base: .allocate(byteCount: size, alignment: 64), capacity: size, release: .pooled)
+        let storage: BufferStorage
+        if let backing {
+            guard let made = backing(size) else {
+                statistics.unpooled += 1
+                return BufferStorage(allocating: size)
+            }
+            storage = made
+        } else {
+            storage = BufferStorage(base: .allocate(byteCount: size, alignment: 64), capacity: size, release: .pooled)
+        }
         classes[index].storages.append(storage)
         statistics.created += 1
         return storage
