@@ -84,7 +84,13 @@ extension TCPTransport {
     }
 
     /// Reads once into the free end of the chunk.
+    ///
+    /// What this turn has queued is written first, before the receive is set up: in a
+    /// request-response exchange the request (or the reply) then leaves without waiting for the
+    /// setup of the receive that awaits its answer, which the end-of-turn write would. Frames
+    /// sent later in the turn still leave together at its end.
     private func fill() async throws {
+        if flushScheduled { flushAtEndOfTurn() }
         let chunk = self.chunk! // '!': receiveFrame made one
         let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
         let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })
