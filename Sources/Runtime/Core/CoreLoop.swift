@@ -141,15 +141,18 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
-        let (continuation, handler, completion) = table.finish(id, result: result, flags: flags)
+        let (waiter, completion) = table.finish(id, result: result, flags: flags)
         statistics.operationsCompleted &+= 1
-        if let handler {
+        switch waiter {
+        case .task(let continuation)?:
+            continuation.resume(returning: completion)
+        case .handler(let handler)?:
             // Called after the backend's reaping (never from inside it), before the next jobs.
             table.release(id)
             readyWatches.append((handler, result))
-            return
+        case nil:
+            break
         }
-        continuation?.resume(returning: completion)
     }
 
     /// Jobs to run or readiness handlers to call: a core with work does not park (nor keep

@@ -49,9 +49,16 @@ struct OperationTable {
         var timedOut = false
         /// A wake that came before the sleep began (the waiter had not yet suspended).
         var earlyWake: Int32?
-        var continuation: UnsafeContinuation<Completion, Never>?
-        /// What a readiness watch (no continuation) calls instead.
-        var readinessHandler: (any CoreReadinessHandler)?
+        /// Who the completion goes to, while the operation is pending.
+        var waiter: Waiter?
+    }
+
+    /// Who an operation's completion goes to.
+    enum Waiter {
+        /// A task suspended on the operation.
+        case task(UnsafeContinuation<Completion, Never>)
+        /// A readiness watch's handler (``Core/whenReadable(_:_:)``), called from the loop.
+        case handler(any CoreReadinessHandler)
     }
 
     private(set) var slots: [Slot] = []
@@ -124,31 +131,27 @@ struct OperationTable {
     mutating func begin(_ id: OperationID, state: State, continuation: UnsafeContinuation<Completion, Never>) {
         slots[Int(id.index)].state = state
         pendingCount += 1
-        slots[Int(id.index)].continuation = continuation
+        slots[Int(id.index)].waiter = .task(continuation)
     }
 
     /// Starts a readiness watch: its completion calls `handler` rather than resuming a task.
     mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler) {
         slots[Int(id.index)].state = .inFlight
         pendingCount += 1
-        slots[Int(id.index)].readinessHandler = handler
+        slots[Int(id.index)].waiter = .handler(handler)
     }
 
-    /// Ends the operation and returns what to resume (a task's continuation, or a readiness
-    /// watch's handler). Cancels and timers no longer act on it; the slot stays with its caller
-    /// until ``release(_:)``.
-    mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (
-        continuation: UnsafeContinuation<Completion, Never>?, handler: (any CoreReadinessHandler)?, completion: Completion
-    ) {
+    /// Ends the operation and returns who to give its completion (a task to resume, or a
+    /// readiness watch's handler). Cancels and timers no longer act on it; the slot stays with
+    /// its caller until ``release(_:)``.
+    mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (waiter: Waiter?, completion: Completion) {
         let i = Int(id.index)
-        let continuation = slots[i].continuation
-        let handler = slots[i].readinessHandler
+        let waiter = slots[i].waiter
         let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
-        slots[i].continuation = nil
-        slots[i].readinessHandler = nil
+        slots[i].waiter = nil
         slots[i].state = .completed
         pendingCount -= 1
-        return (continuation, handler, completion)
+        return (waiter, completion)
     }
 
     /// Returns a completed slot for reuse, with a new generation so stale cancels and timers
