@@ -164,9 +164,9 @@ final class RDMACoreContext {
     }
 
     private func startPump(_ target: PumpTarget, descriptor: Int32) {
-        // The first service runs at the end of this turn, once the context is in place.
+        // The first service runs at the end of this turn, once the caller has the context.
         do {
-            try core.runAtEndOfTurn(Pump(core: core, target: target, descriptor: descriptor))
+            try core.runAtEndOfTurn(Pump(context: self, target: target, descriptor: descriptor))
         } catch {
             assertionFailure("an RDMA context is used only on its core: \(error)")
         }
@@ -176,14 +176,18 @@ final class RDMACoreContext {
 /// Serves one descriptor of a core's RDMA context (a device's completion channel, its
 /// asynchronous events, the rdma_cm channel): serve, then ask the core to call again when the
 /// descriptor is readable. It runs from the core's loop (``Core/whenReadable(_:_:)``): no task,
-/// no continuation and no job per event. It ends when the core stops or the target is gone.
+/// no continuation and no job per event. It ends when the core stops, or when the context or the
+/// target is gone.
 private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
+    /// Weak: the core's locals own the context (until the core stops); the pump only serves it.
+    weak var context: RDMACoreContext?
     let core: Core
     let target: RDMACoreContext.PumpTarget
     let descriptor: Int32
 
-    init(core: Core, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
-        self.core = core
+    init(context: RDMACoreContext, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
+        self.context = context
+        self.core = context.core
         self.target = target
         self.descriptor = descriptor
     }
@@ -197,8 +201,7 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     }
 
     private func serve() {
-        guard let context = try? core.local(RDMACoreContext.self, { throw CancellationError() }),
-              context.service(target) else { return end() }
+        guard let context, context.service(target) else { return end() }
         do {
             try core.whenReadable(descriptor, self)
         } catch {
