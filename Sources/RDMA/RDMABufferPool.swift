@@ -14,7 +14,8 @@ public final class RDMABufferPool: BufferPool {
 
     init(slab: SlabAllocator, lender: SlabChunkLender, pooledBytesPerClass: Int) {
         self.slab = slab
-        let classes = slab.configuration.sizeClasses.filter { $0 > 0 }.sorted()
+        // A slab without classes (none configured above zero) lends nothing: one class kept empty.
+        let classes = slab.sizeClasses
         allocator = PooledBufferAllocator(
             configuration: .init(
                 sizeClasses: classes.isEmpty ? [1] : classes,

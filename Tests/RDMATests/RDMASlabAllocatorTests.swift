@@ -34,6 +34,9 @@ struct RDMASlabAllocatorTests {
         #expect(try slab.allocate(4097) == nil)
         #expect(slab.statistics.refused == 1)
         #expect(slab.statistics.regions == 2)
+        #expect(slab.sizeClasses == [256, 4096])
+        let odd = SlabAllocator(configuration: .init(sizeClasses: [4096, 0, -8, 512]), makeRegion: regions.make)
+        #expect(odd.sizeClasses == [512, 4096])
     }
 
     @Test("Chunks are disjoint, inside their region, and carry its key")

@@ -124,6 +124,23 @@ struct BufferTests {
         #expect(backing.returned == 3)  // the pool went: its kept storage went back too
     }
 
+    @Test("Storage a backing makes smaller than its class is not used: the buffer gets plain memory of the class's size")
+    func undersizedBacking() {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
+        defer { memory.deallocate() }
+        var offered = 0
+        let pool = PooledBufferAllocator(configuration: .init(sizeClasses: [256], maximumPerClass: { _ in 4 })) { _ in
+            offered += 1
+            return BufferStorage(wrapping: memory, capacity: 64) {}
+        }
+        let buffer = pool.allocate(capacity: 200)
+        #expect(offered == 1)
+        #expect(buffer.capacity == 256)
+        #expect(buffer.storage.base != memory)
+        #expect(pool.pooledCount == 0)
+        #expect(pool.statistics.unpooled == 1)
+    }
+
     @Test("Wrapped memory runs its release action when the last message goes")
     func wrapped() {
         final class Flag { var released = false }

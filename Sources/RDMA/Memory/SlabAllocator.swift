@@ -120,6 +120,9 @@ public final class SlabAllocator {
     /// The largest chunk size.
     public var largestClass: Int { classes.last?.size ?? 0 }
 
+    /// The chunk sizes in use, ascending: the configuration's positive sizes, sorted, at most 127.
+    public var sizeClasses: [Int] { classes.map(\.size) }
+
     /// A chunk of at least `size` bytes, or `nil` when no class is large enough or the class has
     /// made its maximum number of regions and has no chunk free.
     ///

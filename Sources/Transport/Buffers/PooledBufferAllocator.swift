@@ -11,7 +11,8 @@
 /// registered slab chunks this way).
 public final class PooledBufferAllocator: BufferPool {
     /// Makes storage of a size class (`size` is the class's size), or returns nil when it cannot
-    /// (the buffer then gets plain unpooled memory). Storage the class keeps is released only
+    /// (the buffer then gets plain unpooled memory, as it does when the storage made is smaller
+    /// than `size`). Storage the class keeps is released only
     /// when the pool goes; storage made past the class's maximum is not kept, and is released
     /// when its last buffer goes.
     public typealias Backing = (_ size: Int) -> BufferStorage?
@@ -96,23 +97,29 @@ public final class PooledBufferAllocator: BufferPool {
             position += 1
         }
         let size = classes[index].size
+        // Past the maximum the storage is not kept: it gives its memory back when dropped.
         guard count < classes[index].maximum else {
-            // Not kept: backed storage gives its memory back when dropped, as plain storage does.
             statistics.unpooled += 1
-            return backing?(size) ?? BufferStorage(allocating: size)
+            return make(size, kept: false) ?? BufferStorage(allocating: size)
         }
-        let storage: BufferStorage
-        if let backing {
-            guard let made = backing(size) else {
-                statistics.unpooled += 1
-                return BufferStorage(allocating: size)
-            }
-            storage = made
-        } else {
-            storage = BufferStorage(base: .allocate(byteCount: size, alignment: 64), capacity: size, release: .pooled)
+        guard let storage = make(size, kept: true) else {
+            statistics.unpooled += 1
+            return BufferStorage(allocating: size)
         }
         classes[index].storages.append(storage)
         statistics.created += 1
+        return storage
+    }
+
+    /// New storage of a class's `size`: the backing's (nil when it cannot make it, or makes less
+    /// than `size`), or plain memory, owned by the pool when `kept`.
+    private func make(_ size: Int, kept: Bool) -> BufferStorage? {
+        guard let backing else {
+            return kept
+                ? BufferStorage(base: .allocate(byteCount: size, alignment: 64), capacity: size, release: .pooled)
+                : BufferStorage(allocating: size)
+        }
+        guard let storage = backing(size), storage.capacity >= size else { return nil }
         return storage
     }
 
