@@ -70,6 +70,15 @@ extension Transport {
 
     /// ``trySend(_:_:)`` for a frame of one message.
     public func trySend(_ message: Message) throws(TransportError) -> Bool { try trySend(message, Message()) }
+
+    /// The next whole frame, for a receive loop: one already read comes from ``tryRecv()``
+    /// without a suspension; otherwise ``recv()`` is awaited. Inlined into the loop, so the fast
+    /// path takes no async frame either.
+    @inlinable @inline(__always)
+    public func nextFrame() async throws -> Message {
+        if let buffered = try tryRecv() { return buffered }
+        return try await recv()
+    }
 }
 
 /// Makes connections of one kind; handed to the connection pool and RPC clients, which never

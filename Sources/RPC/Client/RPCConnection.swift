@@ -189,9 +189,7 @@ public final class RPCConnection<T: Transport> {
         do {
             if !helloSent { try await sendHello() }
             while failure == nil {
-                // A frame already read (one of a batch) is taken without suspending.
-                let message: Message
-                if let buffered = try transport.tryRecv() { message = buffered } else { message = try await transport.recv() }
+                let message = try await transport.nextFrame()  // one of a batch already read: no suspension
                 lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
                 unansweredPings = 0
                 let frame: RPCFrame

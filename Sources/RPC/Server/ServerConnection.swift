@@ -52,9 +52,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         do {
             try await transport.send(writer.hello(limits))
             while !ended {
-                // A frame already read (one of a batch) is taken without suspending.
-                let message: Message
-                if let buffered = try transport.tryRecv() { message = buffered } else { message = try await transport.recv() }
+                let message = try await transport.nextFrame()  // one of a batch already read: no suspension
                 let frame: RPCFrame
                 do {
                     frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
