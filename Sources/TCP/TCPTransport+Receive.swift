@@ -90,7 +90,7 @@ extension TCPTransport {
     /// setup of the receive that awaits its answer, which the end-of-turn write would. Frames
     /// sent later in the turn still leave together at its end.
     private func fill() async throws {
-        if flushScheduled { flushAtEndOfTurn() }
+        if flushScheduled { flushQueued() }
         let chunk = self.chunk! // '!': receiveFrame made one
         let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
         let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })

@@ -58,10 +58,11 @@ extension TCPTransport {
         return true
     }
 
-    /// Writes the queue at the end of the core's turn with one non-blocking `sendmsg`: no task,
-    /// no job, no ring round trip. What the socket does not take at once (a full send buffer, a
-    /// batch longer than `maximumFramesPerWrite`, an error to report) is left to the writer task.
-    func flushAtEndOfTurn() {
+    /// Writes the queue with one non-blocking `sendmsg`, at the end of the core's turn or before
+    /// a receive waits (`fill`): no task, no job, no ring round trip. What the socket does not
+    /// take at once (a full send buffer, a batch longer than `maximumFramesPerWrite`, an error to
+    /// report) is left to the writer task.
+    func flushQueued() {
         flushScheduled = false
         guard failure == nil, !writing, !queue.isEmpty else { return }
         let (used, _) = fillVectors()

@@ -137,7 +137,7 @@ public final class TCPTransport: Transport {
         func coreTurnDidEnd() {
             let transport = self.transport
             self.transport = nil
-            transport?.flushAtEndOfTurn()
+            transport?.flushQueued()
         }
     }
 
