@@ -174,5 +174,10 @@ struct BufferTests {
         #expect(owner.returned.count == 1)
         #expect(owner.returned.first?.0 == memory)
         #expect(owner.returned.first?.1 == 7)
+        // A negative capacity is taken as none: a buffer over it is empty, and nothing traps.
+        let empty = WritableBuffer(storage: BufferStorage(wrapping: memory, capacity: -5, owner: owner, tag: 8))
+        #expect(empty.capacity == 0)
+        _ = consume empty
+        #expect(owner.returned.last?.1 == 8)
     }
 }

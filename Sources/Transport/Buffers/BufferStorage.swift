@@ -24,7 +24,7 @@ public final class BufferStorage {
 
     init(base: UnsafeMutableRawPointer, capacity: Int, release: Release) {
         self.base = base
-        self.capacity = capacity
+        self.capacity = max(capacity, 0)  // a negative count from a caller is no memory, not a trap later
         self.release = release
     }
 
