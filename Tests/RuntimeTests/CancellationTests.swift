@@ -50,6 +50,41 @@ struct CancellationTests {
         }
     }
 
+    @Test("An uncancellable recv outlives its task's cancellation and returns the bytes written later; a cancellable one in the same place ends")
+    func uncancellableRecv() async throws {
+        try await withRuntime { runtime in
+            let (a, b) = try Socket.pair()
+            defer { Socket.closeNow(a); Socket.closeNow(b) }
+            func receiver(cancellable: Bool) throws -> Task<Result<Int, any Error>, any Error> {
+                try runtime.spawn(on: 0) { core in
+                    let buffer = RawBuffer(count: 8)
+                    do {
+                        let n = try await core.recv(a, into: buffer.bytes, cancellable: cancellable)
+                        return .success(n == 1 ? Int(buffer.prefix(1)[0]) : -1)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            let kept = try receiver(cancellable: false)
+            try await waitForPending(runtime, atLeast: 1)
+            kept.cancel()
+            // A turn of the core after the cancellation: a cancellable receive would have ended.
+            try await runtime.run(on: 0) { core in try await core.nop() }
+            try writeAll(b, [9])
+            let keptResult = try await kept.value
+            #expect((try? keptResult.get()) == 9)
+
+            let ended = try receiver(cancellable: true)
+            try await waitForPending(runtime, atLeast: 1)
+            ended.cancel()
+            let endedResult = try await ended.value
+            #expect(throws: CancellationError.self) { try endedResult.get() }
+            let pending = try await runtime.run(on: 0) { core in core.statistics.pendingOperations }
+            #expect(pending == 0)
+        }
+    }
+
     @Test("Cancelling a pending sleep ends it with CancellationError")
     func cancelSleep() async throws {
         try await withRuntime { runtime in

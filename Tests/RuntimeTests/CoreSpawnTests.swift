@@ -80,6 +80,40 @@ struct CoreSpawnTests {
             #expect(reran == 3)
         }
     }
+
+    @Test("A task that yields until the turn's end resumes after the jobs queued before it and after the end-of-turn actions they registered")
+    func yieldUntilTurnEnd() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let (order, offCoreRefused) = try await runtime.run(on: 0) { core in
+                let log = OrderLog()
+                let box = HandleBox()
+                let recorder = TurnEndRecorder()
+                let waiter = try await spawnSuspended(core, box) { () async -> Void in
+                    _ = try? await suspendOnCore(core, cancellable: false) { handle in
+                        box.handle = handle
+                        core.resume(box.test!)
+                    }
+                    log.entries.append("resumed")
+                    try? core.runAtEndOfTurn(recorder)
+                }
+                core.resume(box.handle!)  // queues the waiter's job
+                try await core.yieldUntilTurnEnd()
+                log.entries.append("yielder (action ran \(recorder.runs) times)")
+                await waiter.value
+                let refused = await Task.detached { () async -> Bool in
+                    do { try await core.yieldUntilTurnEnd(); return false } catch { return true }
+                }.value
+                return (log.entries, refused)
+            }
+            #expect(order == ["resumed", "yielder (action ran 1 times)"])
+            #expect(offCoreRefused)
+        }
+    }
+}
+
+/// A list of events, in the order tasks on one core recorded them.
+final class OrderLog {
+    var entries: [String] = []
 }
 
 /// Where a test keeps the handles of a suspended task and of the test itself (on the core).

@@ -50,4 +50,25 @@ struct WaitQueueTests {
             #expect(first == "a")
         }
     }
+
+    @Test("An uncancellable wait outlives its task's cancellation and ends at the next signal; a cancellable one ends with CancellationError")
+    func uncancellableWait() async throws {
+        try await withRuntime { runtime in
+            let (kept, ended) = try await runtime.run(on: 0) { core in
+                let queue = CoreWaitQueue(core: core)
+                let keeper = Task { _ = core; do { try await queue.wait(cancellable: false); return "signalled" } catch { return "\(error)" } }
+                while queue.isEmpty { await Task.yield() }
+                keeper.cancel()
+                try await core.nop()  // a turn later: a cancellable wait would have ended by now
+                let other = Task { _ = core; do { try await queue.wait(); return "signalled" } catch { return error is CancellationError ? "cancelled" : "\(error)" } }
+                await Task.yield()
+                other.cancel()
+                let ended = await other.value
+                queue.signalAll()
+                return (await keeper.value, ended)
+            }
+            #expect(kept == "signalled")
+            #expect(ended == "cancelled")
+        }
+    }
 }

@@ -18,11 +18,11 @@ extension Core {
     /// See ``performOperation(on:_:deadline:isolation:prepare:read:)``.
     @inline(__always)
     nonisolated func perform<R>(
-        _ name: IOError.Operation, deadline: Deadline? = nil,
+        _ name: IOError.Operation, deadline: Deadline? = nil, cancellable: Bool = true,
         prepare: (UnsafeMutableRawPointer) -> IOOperation,
         read: (Completion, UnsafeMutableRawPointer) -> R
     ) async throws -> R {
-        try await performOperation(on: self, name, deadline: deadline, prepare: prepare, read: read)
+        try await performOperation(on: self, name, deadline: deadline, cancellable: cancellable, prepare: prepare, read: read)
     }
 
     /// ``perform(_:deadline:prepare:read:)`` for operations that need no scratch memory.
@@ -100,11 +100,16 @@ extension Core {
     /// kernel's completion even when cancelled).
     /// - Parameter pollFirst: wait for readability before the first attempt; saves work when no
     ///   data is expected yet (the reply in a ping-pong), costs a little when data is waiting.
+    /// - Parameter cancellable: false for a receive that task cancellation does not end (closing
+    ///   or shutting down the socket, the deadline and the core's stop still do): it costs no
+    ///   cancellation handler, which a receive loop pays on every message otherwise.
     public nonisolated func recv(
         _ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0, deadline: Deadline? = nil,
-        pollFirst: Bool = false
+        pollFirst: Bool = false, cancellable: Bool = true
     ) async throws -> Int {
-        Int(try await perform(.recv(fd: fd, buffer: buffer, flags: flags, pollFirst: pollFirst), .recv, deadline: deadline))
+        Int(try await perform(
+            .recv(fd: fd, buffer: buffer, flags: flags, pollFirst: pollFirst), .recv, deadline: deadline,
+            cancellable: cancellable))
     }
 
     /// Sends once; returns how many bytes the kernel took, which may be fewer than asked.

@@ -76,6 +76,14 @@ public actor Core {
     /// Whether the caller runs on this core's thread.
     public nonisolated var isCurrent: Bool { executor.isOnCoreThread }
 
+    /// Whether jobs are queued to run on this core after the current one, in this turn: false
+    /// means that once the running task suspends, the turn ends (its end-of-turn actions run and
+    /// the core submits I/O or parks). True off the core's thread, where it cannot be known.
+    public nonisolated var hasQueuedJobs: Bool {
+        guard executor.isOnCoreThread else { return true }
+        return !executor.loop.jobs.isEmpty
+    }
+
     /// The executor of the core whose thread is calling, if any: a task started with it as its
     /// preference runs on this core.
     public nonisolated static var currentExecutor: CoreExecutor? { CoreThread.current }

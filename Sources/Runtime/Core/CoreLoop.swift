@@ -21,8 +21,8 @@ final class CoreLoop {
     @exclusivity(unchecked) var timers = TimerQueue()
     @exclusivity(unchecked) var statistics = CoreStatistics()
     /// Actions to run at the end of this turn (``Core/runAtEndOfTurn(_:)``), and the list being run.
-    @exclusivity(unchecked) var turnEndActions: [any CoreTurnEndAction] = []
-    @exclusivity(unchecked) private var runningTurnEndActions: [any CoreTurnEndAction] = []
+    @exclusivity(unchecked) var turnEndActions: [TurnEndEntry] = []
+    @exclusivity(unchecked) private var runningTurnEndActions: [TurnEndEntry] = []
     private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
     private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
@@ -252,7 +252,12 @@ final class CoreLoop {
     /// Runs the actions registered for the end of this turn; those they register run next turn.
     private func runTurnEndActions() {
         swap(&turnEndActions, &runningTurnEndActions)
-        for action in runningTurnEndActions { action.coreTurnDidEnd() }
+        for entry in runningTurnEndActions {
+            switch entry {
+            case .action(let action): action.coreTurnDidEnd()
+            case .task(let continuation): continuation.resume()
+            }
+        }
         runningTurnEndActions.removeAll(keepingCapacity: true)
     }
 

@@ -28,10 +28,15 @@ public final class CoreWaitQueue {
     /// "look again", not "it is yours". A signal sent while no task waited is kept for the
     /// next wait, which then returns at once.
     ///
+    /// With `cancellable` false, task cancellation does not end the wait (a signal, the deadline
+    /// or the core's stop does), and the wait costs no cancellation handler.
+    ///
     /// - Throws: `CancellationError` if the task is cancelled, ``IOError`` `ETIMEDOUT` if
     ///   `deadline` passes first, ``RuntimeError/notOnCore(_:)`` off the core.
-    public func wait(deadline: Deadline? = nil, isolation: isolated (any Actor)? = #isolation) async throws {
-        try Task.checkCancellation()
+    public func wait(
+        deadline: Deadline? = nil, cancellable: Bool = true, isolation: isolated (any Actor)? = #isolation
+    ) async throws {
+        if cancellable { try Task.checkCancellation() }
         if permit {
             permit = false
             return
@@ -41,16 +46,23 @@ public final class CoreWaitQueue {
         if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
         waiters.append(id)
         let executor = core.executor
-        // Uses `isolation` inside the operation: see `Core.perform` for why.
-        let completion = await withTaskCancellationHandler {
-            _ = isolation
-            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                // A signal between `reserve` and here is kept by the loop (`wake` on a reserved
-                // operation) and ends the sleep as it begins.
+        let completion: Completion
+        if cancellable {
+            // Uses `isolation` inside the operation: see `Core.perform` for why.
+            completion = await withTaskCancellationHandler {
+                _ = isolation
+                return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+                    // A signal between `reserve` and here is kept by the loop (`wake` on a
+                    // reserved operation) and ends the sleep as it begins.
+                    loop.startSleep(id, until: nil, continuation: continuation)
+                }
+            } onCancel: {
+                executor.requestCancel(id)
+            }
+        } else {
+            completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
                 loop.startSleep(id, until: nil, continuation: continuation)
             }
-        } onCancel: {
-            executor.requestCancel(id)
         }
         loop.table.release(id)
         switch completion.result {
@@ -59,7 +71,7 @@ public final class CoreWaitQueue {
         case 1:
             throw IOError(code: ETIMEDOUT, operation: .poll)
         default:
-            if Task.isCancelled { throw CancellationError() }
+            if cancellable && Task.isCancelled { throw CancellationError() }
             throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
         }
     }
