@@ -12,6 +12,14 @@ extension RDMATransport {
     ///   `.connectionReset`, `.protocolViolation`, `.concurrentReceive` if another receive is in
     ///   progress; `CancellationError` if cancelled while waiting.
     public func recv() async throws -> Message {
+        try await recv(cancellable: true)
+    }
+
+    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait (closing
+    /// the connection and the core's stop do), and it costs no cancellation handler (see
+    /// ``Transport/recv(cancellable:)``).
+    @inline(__always)  // into recv(): the plain receive takes no extra async frame
+    public func recv(cancellable: Bool) async throws -> Message {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
@@ -22,7 +30,7 @@ extension RDMATransport {
             if let failure, failure.code != .closed { throw failure }
             if let message = takeReadyMessage() { return message }
             if let failure { throw failure }
-            try await receivers.wait()
+            try await receivers.wait(cancellable: cancellable)
         }
     }
 

@@ -12,11 +12,19 @@ extension TCPTransport {
     ///   `idleTimeout` without data, `.connectionReset`, `.concurrentReceive` if another receive
     ///   is in progress. Every error but the last closes the connection.
     public func recv() async throws -> Message {
+        try await recv(cancellable: true)
+    }
+
+    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait (closing
+    /// the connection, the idle timeout and the core's stop do), and it costs no cancellation
+    /// handler (see ``Transport/recv(cancellable:)``).
+    @inline(__always)  // into recv(): the plain receive takes no extra async frame
+    public func recv(cancellable: Bool) async throws -> Message {
         try checkOpen()
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         do {
-            let frame = try await receiveFrame()
+            let frame = try await receiveFrame(cancellable: cancellable)
             receiving = false
             return frame
         } catch let error as TransportError {
@@ -26,6 +34,12 @@ extension TCPTransport {
             throw error
         } catch {
             receiving = false
+            if let failure {
+                // Ended meanwhile by another task (close): say why the connection ended, not how
+                // the receive was woken (epoll's cancellation can beat the shutdown's end of stream).
+                await closeIfIdle()
+                throw failure
+            }
             let failure = TransportError.from(error, during: "recv")
             await fail(failure as? TransportError ?? TransportError(.closed, "recv cancelled"))
             await closeIfIdle()
@@ -53,7 +67,7 @@ extension TCPTransport {
         return frame
     }
 
-    private func receiveFrame() async throws -> Message {
+    private func receiveFrame(cancellable: Bool) async throws -> Message {
         let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
         while true {
             if let frame = bufferedFrame() { return frame }
@@ -64,7 +78,7 @@ extension TCPTransport {
                     try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
                     let frameEnd = readStart + FrameHeader.size + length
                     if FrameHeader.size + length > chunkSize {
-                        return try await receiveLarge(length: length)
+                        return try await receiveLarge(length: length, cancellable: cancellable)
                     }
                     if frameEnd > chunk.capacity { moveToFreshChunk(size: chunkSize) }
                 } else if readStart + FrameHeader.size > chunk.capacity {
@@ -79,7 +93,7 @@ extension TCPTransport {
                 readStart = 0
                 readEnd = 0
             }
-            try await fill()
+            try await fill(cancellable: cancellable)
         }
     }
 
@@ -89,11 +103,12 @@ extension TCPTransport {
     /// request-response exchange the request (or the reply) then leaves without waiting for the
     /// setup of the receive that awaits its answer, which the end-of-turn write would. Frames
     /// sent later in the turn still leave together at its end.
-    private func fill() async throws {
+    private func fill(cancellable: Bool) async throws {
         if flushScheduled { flushQueued() }
         let chunk = self.chunk! // '!': receiveFrame made one
         let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
-        let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })
+        let n = try await core.recv(
+            fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
         if n == 0 {
             if readEnd > readStart {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(readEnd - readStart) bytes of it received)")
@@ -116,7 +131,7 @@ extension TCPTransport {
     }
 
     /// Receives a frame larger than a chunk straight into storage of its own size.
-    private func receiveLarge(length: Int) async throws -> Message {
+    private func receiveLarge(length: Int, cancellable: Bool) async throws -> Message {
         let chunk = self.chunk! // '!': receiveFrame checked it
         let storage = pool.allocator.storage(capacity: length)
         let already = readEnd - readStart - FrameHeader.size
@@ -126,7 +141,8 @@ extension TCPTransport {
         var received = already
         while received < length {
             let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
-            let n = try await core.recv(fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 })
+            let n = try await core.recv(
+                fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
             if n == 0 {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
             }

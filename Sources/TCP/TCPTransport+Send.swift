@@ -30,6 +30,12 @@ extension TCPTransport {
         try enqueueIfRoom(OutgoingFrame(head: head, body: body))
     }
 
+    /// Writes what is queued now, as the end of the turn would: one non-blocking vectored send,
+    /// the rest (if any) left to the writer. Frames sent later in the turn leave at its end.
+    public func flush() {
+        if flushScheduled { flushQueued() }
+    }
+
     private func enqueue(_ frame: OutgoingFrame) async throws {
         while try !enqueueIfRoom(frame) {
             try await roomForSenders.wait()

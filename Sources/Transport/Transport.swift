@@ -26,8 +26,21 @@ public protocol Transport: AnyObject, SendableMetatype {
     ///
     /// - Throws: what ``send(_:_:)`` throws, other than the errors of waiting.
     func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool
+
+    /// Writes the frames sent so far now, where the driver would otherwise wait for the end of
+    /// the core's turn to write them together with later ones (TCP). A caller that is about to
+    /// wait for an answer, with nothing else left to run on the core this turn, calls it so the
+    /// wait's own setup is not on the round trip. Drivers that post every send at once do
+    /// nothing. Never waits and never throws: an error ends the connection as a write's would.
+    func flush()
+
     /// Receives the next whole frame. One receiver at a time.
     func recv() async throws -> Message
+    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait, which then
+    /// costs no cancellation handler. For a reader that owns the receive side for the
+    /// connection's life and ends with it (closing the connection ends the receive): an RPC
+    /// read loop pays the handler on every message otherwise.
+    func recv(cancellable: Bool) async throws -> Message
     /// Returns the next whole frame if one has already arrived, nil if the caller must await
     /// ``recv()``: the synchronous fast path of a receive loop, with no suspension and no async
     /// frame. A malformed frame is left for ``recv()`` to report.
@@ -62,8 +75,14 @@ extension Transport {
         try await send(buffer.freeze())
     }
 
+    /// Every receive is cancellable: the plain ``recv()``.
+    public func recv(cancellable: Bool) async throws -> Message { try await recv() }
+
     /// No fast path: always nil, so callers await ``recv()``.
     public func tryRecv() throws(TransportError) -> Message? { nil }
+
+    /// Nothing to write early: a driver without a flush posts every send at once.
+    public func flush() {}
 
     /// No fast path: always false, so callers await ``send(_:_:)``.
     public func trySend(_ head: Message, _ body: Message) throws(TransportError) -> Bool { false }
@@ -74,10 +93,11 @@ extension Transport {
     /// The next whole frame, for a receive loop: one already read comes from ``tryRecv()``
     /// without a suspension; otherwise ``recv()`` is awaited. Inlined into the loop, so the fast
     /// path takes no async frame either.
+    /// With `cancellable` false the receive is ``recv(cancellable:)``'s.
     @inlinable @inline(__always)
-    public func nextFrame() async throws -> Message {
+    public func nextFrame(cancellable: Bool = true) async throws -> Message {
         if let buffered = try tryRecv() { return buffered }
-        return try await recv()
+        return try await recv(cancellable: cancellable)
     }
 }
 

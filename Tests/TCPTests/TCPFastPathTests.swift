@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NetRuntime
 @testable import NetTCP
 import NetTransport
@@ -116,6 +119,67 @@ struct TCPFastPathTests {
             #expect(emptyCode == .malformedFrame)
             #expect(largeCode == .frameTooLarge)
             #expect(arrived)
+            #expect(closedCode == .closed)
+        }
+    }
+
+    @Test("flush writes what trySend queued at once, before the turn ends; without it the frame waits for the turn's end")
+    func flushWritesBeforeTheTurnEnds() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (beforeFlush, afterFlush, flushedIdle) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4_096, alignment: 1)
+                defer { buffer.deallocate() }
+                // Loopback delivers during the sender's system call: a non-blocking read in the
+                // same job sees exactly what has been written so far.
+                func readable() -> Int { Glibc.recv(peer, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT)) }
+                let sent = payload(sender: 4, sequence: 0, size: 100)
+                _ = try transport.trySend(Message(sent))
+                let beforeFlush = readable()
+                transport.flush()
+                let afterFlush = readable() == frame(sent).count
+                    && Array(UnsafeRawBufferPointer(rebasing: buffer[..<frame(sent).count])) == frame(sent)
+                transport.flush()  // nothing queued: writes nothing, harms nothing
+                let flushedIdle = transport.isOpen
+                try await core.close(peer)
+                await transport.close()
+                await listener.close()
+                return (beforeFlush, afterFlush, flushedIdle)
+            }
+            #expect(beforeFlush == -1)
+            #expect(afterFlush)
+            #expect(flushedIdle)
+        }
+    }
+
+    @Test("recv(cancellable: false) outlives its task's cancellation: the next frame arrives and the connection stays open; closing the connection ends it")
+    func uncancellableRecv() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (received, openAfter, closedCode) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                let reader = Task { _ = core; return try await transport.recv(cancellable: false).bytes }
+                while !transport.receiving { await Task.yield() }
+                reader.cancel()
+                try await core.nop()  // a turn later: a cancellable receive would have ended (and closed)
+                let sent = payload(sender: 5, sequence: 1, size: 40)
+                try await rawWrite(core, peer, frame(sent))
+                let received = try await reader.value == sent
+                let openAfter = transport.isOpen
+                // The reader's way out: the connection's end.
+                let second = Task { _ = core; do { _ = try await transport.recv(cancellable: false); return TransportError.Code?.none } catch { return (error as? TransportError)?.code } }
+                while !transport.receiving { await Task.yield() }
+                await transport.close()
+                let closedCode = await second.value
+                try await core.close(peer)
+                await listener.close()
+                return (received, openAfter, closedCode)
+            }
+            #expect(received)
+            #expect(openAfter)
             #expect(closedCode == .closed)
         }
     }
