@@ -27,6 +27,8 @@ public final class RPCConnection<T: Transport> {
     private var keepalive: CoreWakeHandle?
     @exclusivity(unchecked) private var scratch: [UInt8] = []
     @exclusivity(unchecked) private var helloSent = false
+    /// Whether the reader has resumed a call since it last waited for a frame.
+    @exclusivity(unchecked) private var resumedCalls = false
 
     /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
     /// Call on the transport's core.
@@ -141,6 +143,9 @@ public final class RPCConnection<T: Transport> {
     @inline(__always)
     func wait(_ id: UInt64, deadline: Deadline?, cancellable: Bool) async throws(RPCError) -> Message {
         if !pending.isAnswered(id) {
+            // The request leaves now if nothing else would run before the turn's end: the
+            // suspension below is then not on the round trip.
+            if !core.hasQueuedJobs { transport.flush() }
             do {
                 _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.setHandle(id, handle) }
             } catch {
@@ -189,7 +194,7 @@ public final class RPCConnection<T: Transport> {
         do {
             if !helloSent { try await sendHello() }
             while failure == nil {
-                let message = try await transport.nextFrame()  // one of a batch already read: no suspension
+                let message = try await nextFrame()
                 lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
                 unansweredPings = 0
                 let frame: RPCFrame
@@ -232,7 +237,24 @@ public final class RPCConnection<T: Transport> {
 
     private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
         // An unknown ID is a call that was cancelled or timed out: its response is dropped.
-        if let handle = pending.answer(id, body) { core.resume(handle) }
+        if let handle = pending.answer(id, body) {
+            core.resume(handle)
+            resumedCalls = true
+        }
+    }
+
+    /// The next frame: one of a batch already read (no suspension), or, once the batch is done,
+    /// one received after the calls it answered have run. Those calls' next requests then leave
+    /// (at the turn's end) before this reader sets up its receive, which is off the round trip.
+    @inline(__always)
+    private func nextFrame() async throws -> Message {
+        if let message = try transport.tryRecv() { return message }
+        if resumedCalls {
+            resumedCalls = false
+            try await core.yieldUntilTurnEnd()
+        }
+        // Not cancellable: nothing cancels the reader; the connection's end ends its receive.
+        return try await transport.recv(cancellable: false)
     }
 
     /// Ends the connection with `error`: every pending call fails with it at once.

@@ -52,7 +52,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         do {
             try await transport.send(writer.hello(limits))
             while !ended {
-                let message = try await transport.nextFrame()  // one of a batch already read: no suspension
+                // One of a batch already read: no suspension. Not cancellable: nothing cancels the
+                // reader, and the connection's end ends its receive.
+                let message = try await transport.nextFrame(cancellable: false)
                 let frame: RPCFrame
                 do {
                     frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
