@@ -138,7 +138,8 @@ enum RuntimeRTT {
             if now < size { try await core.sendAll(fd, UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out.bytes)[now...])) }
             var got = 0
             while got < size {
-                let n = try await core.recv(fd, into: UnsafeMutableRawBufferPointer(rebasing: reply.bytes[got...]), pollFirst: true)
+                let n = try await core.recv(
+                    fd, into: UnsafeMutableRawBufferPointer(rebasing: reply.bytes[got...]), pollFirst: true, cancellable: false)
                 if n == 0 { throw IOError(code: ECONNRESET, operation: .recv) }
                 got += n
             }

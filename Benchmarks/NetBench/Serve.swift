@@ -102,7 +102,7 @@ enum RuntimeEcho {
         let buffer = BenchBuffer(count: 64 * 1024)
         do {
             while true {
-                let n = try await core.recv(fd, into: buffer.bytes, pollFirst: true)
+                let n = try await core.recv(fd, into: buffer.bytes, pollFirst: true, cancellable: false)
                 if n == 0 { break }
                 let reply = UnsafeRawBufferPointer(rebasing: buffer.bytes[..<n])
                 let now = try core.sendNow(fd, reply)

@@ -4,12 +4,19 @@ import NetTransport
 /// The framed echo over a `Transport`: the same shape as the peers' length-prefixed echo.
 enum TransportEcho {
     /// Accepts from `listener` (on its core) and echoes every frame back as it is (the received
-    /// message itself is sent: no copy).
+    /// message itself is sent: no copy). Each connection's reader is the loop a server would
+    /// write: frames already read and sends that need no wait take the synchronous fast paths,
+    /// and the receive is not cancellable (the reader ends with its connection).
     static func serve<Listener: TransportListener>(_ listener: Listener, on core: isolated Core) async throws {
         while true {
             let connection = try await listener.accept()
             try core.spawn {
-                do { while true { try await connection.send(try await connection.recv()) } } catch {}
+                do {
+                    while true {
+                        let message = try await connection.nextFrame(cancellable: false)
+                        if try !connection.trySend(message) { try await connection.send(message) }
+                    }
+                } catch {}
                 await connection.close()
             }
         }
@@ -29,8 +36,8 @@ enum TransportClient {
         case .rtt:
             let c = connections[0]
             return try await measureRoundTrips(spec, on: core) {
-                try await c.send(payload)
-                return try await c.recv().count
+                if try !c.trySend(payload) { try await c.send(payload) }
+                return try await c.recv(cancellable: false).count
             }
         case .rate, .bulk:
             return try await pipelined(connections, payload: payload, spec: spec, on: core)
@@ -49,10 +56,10 @@ enum TransportClient {
                 do {
                     for _ in 0..<spec.depth { try await c.send(payload) }
                     while true {
-                        let reply = try await c.recv()
+                        let reply = try await c.nextFrame(cancellable: false)
                         tally.completions += 1
                         tally.bytes += reply.count
-                        try await c.send(payload)
+                        if try !c.trySend(payload) { try await c.send(payload) }
                     }
                 } catch {}
             }
