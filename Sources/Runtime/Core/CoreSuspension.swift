@@ -31,30 +31,38 @@ public func suspendOnCore(
     let id = loop.table.reserve()
     if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
     register(CoreWakeHandle(id: id))
-    let completion: Completion
-    if cancellable {
-        let executor = core.executor
-        // Uses `isolation` inside the operation: see `performOperation` for why.
-        completion = await withTaskCancellationHandler {
-            _ = isolation
-            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                loop.startSleep(id, until: nil, continuation: continuation)
-            }
-        } onCancel: {
-            executor.requestCancel(id)
-        }
-    } else {
-        // No cancellation record: adding and removing one takes the task's status lock twice.
-        completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-            loop.startSleep(id, until: nil, continuation: continuation)
-        }
-    }
+    let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable, isolation: isolation)
     loop.table.release(id)
     // The timer's timeout completes with 1, a resume with its result + 2, a cancel below 0.
     if completion.result == 1 { throw IOError(code: ETIMEDOUT, operation: .poll) }
     if completion.result >= 2 { return completion.result - 2 }
     if cancellable && Task.isCancelled { throw CancellationError() }
     throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
+}
+
+/// Sleeps as the reserved operation `id` of `loop` until it is woken, its timer fires or (when
+/// `cancellable`) the task is cancelled, and returns the completion that ended it. The waits of
+/// ``suspendOnCore(_:deadline:cancellable:isolation:register:)`` and ``CoreWaitQueue`` share it.
+@inline(__always)
+func sleep(
+    on loop: CoreLoop, _ id: OperationID, executor: CoreExecutor, cancellable: Bool,
+    isolation: isolated (any Actor)?
+) async -> Completion {
+    guard cancellable else {
+        // No cancellation record: adding and removing one takes the task's status lock twice.
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+            loop.startSleep(id, until: nil, continuation: continuation)
+        }
+    }
+    // Uses `isolation` inside the operation: see `performOperation` for why.
+    return await withTaskCancellationHandler {
+        _ = isolation
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+            loop.startSleep(id, until: nil, continuation: continuation)
+        }
+    } onCancel: {
+        executor.requestCancel(id)
+    }
 }
 
 extension Core {

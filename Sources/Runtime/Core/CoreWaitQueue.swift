@@ -45,25 +45,9 @@ public final class CoreWaitQueue {
         let id = loop.table.reserve()
         if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
         waiters.append(id)
-        let executor = core.executor
-        let completion: Completion
-        if cancellable {
-            // Uses `isolation` inside the operation: see `Core.perform` for why.
-            completion = await withTaskCancellationHandler {
-                _ = isolation
-                return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                    // A signal between `reserve` and here is kept by the loop (`wake` on a
-                    // reserved operation) and ends the sleep as it begins.
-                    loop.startSleep(id, until: nil, continuation: continuation)
-                }
-            } onCancel: {
-                executor.requestCancel(id)
-            }
-        } else {
-            completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                loop.startSleep(id, until: nil, continuation: continuation)
-            }
-        }
+        // A signal between `reserve` and the sleep is kept by the loop (`wake` on a reserved
+        // operation) and ends the sleep as it begins.
+        let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable, isolation: isolation)
         loop.table.release(id)
         switch completion.result {
         case 0:
