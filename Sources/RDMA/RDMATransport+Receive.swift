@@ -3,22 +3,17 @@ import NetRuntime
 public import NetTransport
 
 extension RDMATransport {
-    /// Receives the next message, over the registered buffer it landed in (no copy).
+    /// Receives the next message, over the registered buffer it landed in (no copy)
+    /// (``Transport/recv()`` is this, cancellable). With `cancellable` false, task cancellation
+    /// does not end the wait (closing the connection and the core's stop do), and it costs no
+    /// cancellation handler.
     ///
     /// Messages that arrived before the peer closed the connection are still returned; then
     /// the call throws why the connection ended.
     ///
     /// - Throws: ``TransportError`` `.closed` after a clean close (ours or the peer's),
     ///   `.connectionReset`, `.protocolViolation`, `.concurrentReceive` if another receive is in
-    ///   progress; `CancellationError` if cancelled while waiting.
-    public func recv() async throws -> Message {
-        try await recv(cancellable: true)
-    }
-
-    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait (closing
-    /// the connection and the core's stop do), and it costs no cancellation handler (see
-    /// ``Transport/recv(cancellable:)``).
-    @inline(__always)  // into recv(): the plain receive takes no extra async frame
+    ///   progress; `CancellationError` if a cancellable receive is cancelled while waiting.
     public func recv(cancellable: Bool) async throws -> Message {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true

@@ -5,20 +5,16 @@ import NetRuntime
 public import NetTransport
 
 extension TCPTransport {
-    /// Receives the next whole frame.
+    /// Receives the next whole frame (``Transport/recv()`` is this, cancellable). With
+    /// `cancellable` false, task cancellation does not end the wait (closing the connection, the
+    /// idle timeout and the core's stop do), and it costs no cancellation handler.
     ///
-    /// - Throws: ``TransportError`` `.closed` at end of stream between frames, `.truncatedFrame`
-    ///   inside one, `.malformedFrame` / `.frameTooLarge` for a bad length, `.timedOut` after
-    ///   `idleTimeout` without data, `.connectionReset`, `.concurrentReceive` if another receive
-    ///   is in progress. Every error but the last closes the connection.
-    public func recv() async throws -> Message {
-        try await recv(cancellable: true)
-    }
-
-    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait (closing
-    /// the connection, the idle timeout and the core's stop do), and it costs no cancellation
-    /// handler (see ``Transport/recv(cancellable:)``).
-    @inline(__always)  // into recv(): the plain receive takes no extra async frame
+    /// - Throws: ``TransportError`` `.closed` at end of stream between frames (or after
+    ///   ``close()``), `.truncatedFrame` inside one, `.malformedFrame` / `.frameTooLarge` for a
+    ///   bad length, `.timedOut` after `idleTimeout` without data, `.connectionReset`,
+    ///   `.concurrentReceive` if another receive is in progress; `CancellationError` if a
+    ///   cancellable receive is cancelled. Every error but `.concurrentReceive` closes the
+    ///   connection.
     public func recv(cancellable: Bool) async throws -> Message {
         try checkOpen()
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }

@@ -34,12 +34,12 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// nothing. Never waits and never throws: an error ends the connection as a write's would.
     func flush()
 
-    /// Receives the next whole frame. One receiver at a time.
-    func recv() async throws -> Message
-    /// ``recv()``; with `cancellable` false, task cancellation does not end the wait, which then
-    /// costs no cancellation handler. For a reader that owns the receive side for the
-    /// connection's life and ends with it (closing the connection ends the receive): an RPC
-    /// read loop pays the handler on every message otherwise.
+    /// Receives the next whole frame. One receiver at a time. ``recv()`` is this, cancellable.
+    ///
+    /// With `cancellable` false, task cancellation does not end the wait, which then costs no
+    /// cancellation handler: for a reader that owns the receive side for the connection's life
+    /// and ends with it (closing the connection ends the receive). An RPC read loop pays the
+    /// handler on every message otherwise.
     func recv(cancellable: Bool) async throws -> Message
     /// Returns the next whole frame if one has already arrived, nil if the caller must await
     /// ``recv()``: the synchronous fast path of a receive loop, with no suspension and no async
@@ -75,8 +75,9 @@ extension Transport {
         try await send(buffer.freeze())
     }
 
-    /// Every receive is cancellable: the plain ``recv()``.
-    public func recv(cancellable: Bool) async throws -> Message { try await recv() }
+    /// Receives the next whole frame: ``recv(cancellable:)``, cancellable.
+    @inlinable @inline(__always)
+    public func recv() async throws -> Message { try await recv(cancellable: true) }
 
     /// No fast path: always nil, so callers await ``recv()``.
     public func tryRecv() throws(TransportError) -> Message? { nil }
