@@ -23,23 +23,14 @@ extension TCPTransport {
             let frame = try await receiveFrame(cancellable: cancellable)
             receiving = false
             return frame
-        } catch let error as TransportError {
-            receiving = false
-            await fail(error)
-            await closeIfIdle() // ended by another task meanwhile: the receiver was the last user
-            throw error
         } catch {
             receiving = false
-            if let failure {
-                // Ended meanwhile by another task (close): say why the connection ended, not how
-                // the receive was woken (epoll's cancellation can beat the shutdown's end of stream).
-                await closeIfIdle()
-                throw failure
-            }
-            let failure = TransportError.from(error, during: "recv")
-            await fail(failure as? TransportError ?? TransportError(.closed, "recv cancelled"))
-            await closeIfIdle()
-            throw failure
+            // Ended meanwhile by another task (close): report why the connection ended, not how
+            // the receive was woken (a shutdown's end of stream, or epoll's cancellation first).
+            let thrown: any Error = failure ?? TransportError.from(error, during: "recv")
+            await fail(thrown as? TransportError ?? TransportError(.closed, "recv cancelled"))
+            await closeIfIdle()  // ended by another task meanwhile: the receiver was the last user
+            throw thrown
         }
     }
 
@@ -100,7 +91,7 @@ extension TCPTransport {
     /// setup of the receive that awaits its answer, which the end-of-turn write would. Frames
     /// sent later in the turn still leave together at its end.
     private func fill(cancellable: Bool) async throws {
-        if flushScheduled { flushQueued() }
+        flush()
         let chunk = self.chunk! // '!': receiveFrame made one
         let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
         let n = try await core.recv(
