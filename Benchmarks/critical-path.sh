@@ -17,6 +17,7 @@ case $layer in
   transport|rpc) serve=(--layer "$layer" --transport tcp); run=(--layer "$layer" --transport tcp --workload rtt) ;;
   *) echo "unknown layer: $layer" >&2; exit 2 ;;
 esac
+[[ $side == client || $side == server ]] || { echo "unknown side: $side (client or server)" >&2; exit 2; }
 scratch=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$scratch"' EXIT
