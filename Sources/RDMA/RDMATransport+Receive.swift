@@ -14,6 +14,7 @@ extension RDMATransport {
     /// - Throws: ``TransportError`` `.closed` after a clean close (ours or the peer's),
     ///   `.connectionReset`, `.protocolViolation`, `.concurrentReceive` if another receive is in
     ///   progress; `CancellationError` if a cancellable receive is cancelled while waiting.
+    @inline(__always)  // into its protocol witness: a receive through `Transport` takes no extra async frame
     public func recv(cancellable: Bool) async throws -> Message {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true

@@ -15,6 +15,7 @@ extension TCPTransport {
     ///   `.concurrentReceive` if another receive is in progress; `CancellationError` if a
     ///   cancellable receive is cancelled. Every error but `.concurrentReceive` closes the
     ///   connection.
+    @inline(__always)  // into its protocol witness: a receive through `Transport` takes no extra async frame
     public func recv(cancellable: Bool) async throws -> Message {
         try checkOpen()
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
