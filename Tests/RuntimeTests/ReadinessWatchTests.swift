@@ -107,6 +107,31 @@ struct ReadinessWatchTests {
         }
     }
 
+    @Test("A core kept busy by a task that yields still sees a readiness caused from another thread")
+    func busyCoreSeesReadiness() async throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let (readEnd, writeEnd) = (fds[0], fds[1])
+        let armed = Flag()
+        let record = WatchRecord()
+        try await withRuntime { runtime in
+            async let spun = runtime.run(on: 0) { core -> Int in
+                _ = try core.watchReadable(readEnd, RecordingHandler(core: core, fd: readEnd, record: record))
+                armed.value.store(true, ordering: .releasing)
+                var turns = 0
+                while record.count == 0 { await Task.yield(); turns += 1 }  // never idle, never parked
+                return turns
+            }
+            while !armed.value.load(ordering: .acquiring) { await Task.yield() }
+            let byte: UInt8 = 1
+            _ = withUnsafeBytes(of: byte) { write(writeEnd, $0.baseAddress, 1) }
+            let turns = try await spun
+            #expect(turns > 0)
+        }
+        #expect(record.results.withLock { $0.first.map { $0 > 0 } } == true)
+    }
+
     @Test("Stopping the core ends a pending watch with ECANCELED, before stop() returns; asking again then throws shutDown")
     func endsWhenTheCoreStops() async throws {
         let record = WatchRecord()
@@ -125,6 +150,60 @@ struct ReadinessWatchTests {
         #expect(record.rearmErrors.withLock { $0 } == [RuntimeError.shutDown()])  // compared by kind
     }
 
+    @Test("A lasting watch calls its handler once per readiness without being asked again; cancelling it calls it a last time with ECANCELED, and nothing after")
+    func lastingWatch() async throws {
+        try await withRuntime { runtime in
+            let record = WatchRecord()
+            let quietAfterCancel = try await runtime.run(on: 0) { core -> Bool in
+                var fds: [Int32] = [0, 0]
+                guard pipe(&fds) == 0 else { return false }
+                defer { close(fds[0]); close(fds[1]) }
+                let handler = RecordingHandler(core: core, fd: fds[0], record: record)
+                // Reads what made it readable, as a pump serves its channel; the pipe does not
+                // block, so the last call (ECANCELED, nothing to read) returns at once.
+                _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
+                handler.onCall = {
+                    var sink: UInt8 = 0
+                    _ = read(fds[0], &sink, 1)
+                }
+                let watch = try core.watchReadable(fds[0], handler)
+                for _ in 0..<50 { await Task.yield() }  // turns pass; nothing to read yet
+                guard record.count == 0 else { return false }
+                let byte: UInt8 = 1
+                for expected in 1...3 {
+                    _ = withUnsafeBytes(of: byte) { write(fds[1], $0.baseAddress, 1) }
+                    while record.count < expected { await Task.yield() }
+                }
+                core.cancelWatch(watch)
+                while record.count < 4 { await Task.yield() }
+                _ = withUnsafeBytes(of: byte) { write(fds[1], $0.baseAddress, 1) }
+                for _ in 0..<50 { await Task.yield() }
+                return record.count == 4
+            }
+            #expect(quietAfterCancel)
+            let results = record.results.withLock { $0 }
+            #expect(results.count == 4)
+            #expect(results.prefix(3).allSatisfy { $0 > 0 && Int16($0) & Int16(POLLIN) != 0 })
+            #expect(results.last == -ECANCELED)
+            #expect(record.onCore.withLock { $0.allSatisfy { $0 } })
+        }
+    }
+
+    @Test("Stopping the core ends a lasting watch with ECANCELED, before stop() returns")
+    func lastingWatchEndsWhenTheCoreStops() async throws {
+        let record = WatchRecord()
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let readEnd = fds[0]
+        try await withRuntime { runtime in
+            try await runtime.run(on: 0) { core in
+                _ = try core.watchReadable(readEnd, RecordingHandler(core: core, fd: readEnd, record: record))
+            }
+        }
+        #expect(record.results.withLock { $0 } == [-ECANCELED])
+    }
+
     @Test("A watch asked for off the core's thread is refused")
     func offCore() async throws {
         try await withRuntime { runtime in
@@ -137,6 +216,13 @@ struct ReadinessWatchTests {
                 refusal = error
             }
             #expect(refusal == RuntimeError.notOnCore(""))  // compared by kind
+            refusal = nil
+            do throws(RuntimeError) {
+                _ = try core.watchReadable(0, RecordingHandler(core: core, fd: 0, record: record))
+            } catch {
+                refusal = error
+            }
+            #expect(refusal == RuntimeError.notOnCore(""))
             #expect(record.count == 0)
         }
     }

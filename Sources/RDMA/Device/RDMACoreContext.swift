@@ -178,12 +178,19 @@ final class RDMACoreContext {
 /// descriptor is readable. It runs from the core's loop (``Core/whenReadable(_:_:)``): no task,
 /// no continuation and no job per event. It ends when the core stops, or when the context or the
 /// target is gone.
+///
+/// A completion channel is watched once for good (``Core/watchReadable(_:_:)``: one multishot
+/// poll on io_uring, no submission per event): its readiness is only a hint, since each service
+/// re-arms the queue and polls it until it is empty. The other two channels carry events that
+/// must all be read, so their pumps ask again after each service.
 private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     /// Weak: the core's locals own the context (until the core stops); the pump only serves it.
     weak var context: RDMACoreContext?
     let core: Core
     let target: RDMACoreContext.PumpTarget
     let descriptor: Int32
+    /// The completion channel's lasting watch, once started.
+    private var watch: CoreReadinessWatch?
 
     init(context: RDMACoreContext, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
         self.context = context
@@ -202,14 +209,23 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
 
     private func serve() {
         guard let context, context.service(target) else { return end() }
+        guard watch == nil else { return }  // the lasting watch calls again by itself
         do {
-            try core.whenReadable(descriptor, self)
+            if case .device = target {
+                watch = try core.watchReadable(descriptor, self)
+            } else {
+                try core.whenReadable(descriptor, self)
+            }
         } catch {
             end()
         }
     }
 
     private func end() {
+        if let watch {
+            self.watch = nil
+            core.cancelWatch(watch)
+        }
         // Another core may read the device's asynchronous events from now on.
         if case .asyncEvents(let key) = target { AsyncEvents.unwatch(device: key) }
     }

@@ -15,6 +15,10 @@ enum IOOperation {
     case sendmsg(fd: Int32, message: UnsafePointer<msghdr>, flags: Int32)
     /// Waits for poll events (`POLLIN`, `POLLOUT`, ...) on any descriptor.
     case poll(fd: Int32, events: UInt32)
+    /// Waits for poll events and stays armed: completes each time the descriptor becomes ready,
+    /// flagged `IORING_CQE_F_MORE` while it stays armed, where the backend can (io_uring's
+    /// multishot poll). A completion without the flag has ended it; the loop arms it again.
+    case pollRepeating(fd: Int32, events: UInt32)
     case shutdown(fd: Int32, how: Int32)
     case close(fd: Int32)
     case nop
@@ -23,7 +27,7 @@ enum IOOperation {
     var fd: Int32? {
         switch self {
         case .accept(let fd, _, _), .connect(let fd, _, _), .recv(let fd, _, _, _), .send(let fd, _, _),
-             .sendmsg(let fd, _, _), .poll(let fd, _), .shutdown(let fd, _), .close(let fd):
+             .sendmsg(let fd, _, _), .poll(let fd, _), .pollRepeating(let fd, _), .shutdown(let fd, _), .close(let fd):
             fd
         case .nop:
             nil

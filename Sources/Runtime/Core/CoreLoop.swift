@@ -26,6 +26,9 @@ final class CoreLoop {
     private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
     private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
+    /// Repeating watches whose poll ended while they go on: armed again between turns (not from
+    /// inside the backend's reaping, which a submission may re-enter when the queue is full).
+    private var watchesToRearm: [OperationID] = []
     private var runningReadyWatches: [(any CoreReadinessHandler, Int32)] = []
     /// Whether the last busy turn skipped its kernel entry (see ``run()``).
     private var pollSkipped = false
@@ -99,6 +102,28 @@ final class CoreLoop {
         backend.submit(operation, token: id.token)
     }
 
+    /// Starts a repeating readiness watch (``Core/watchReadable(_:_:)``): each completion calls
+    /// `handler` from the loop, between turns, until the watch is cancelled or the core stops.
+    func startRepeatingWatch(fd: Int32, _ handler: any CoreReadinessHandler) -> OperationID {
+        let id = table.reserve()
+        table.beginWatch(id, waiter: .repeating(handler, fd: fd))
+        backend.submit(.pollRepeating(fd: fd, events: UInt32(POLLIN)), token: id.token)
+        return id
+    }
+
+    /// Arms again the repeating watches whose poll ended, or ends those cancelled meanwhile.
+    private func rearmWatches() {
+        for id in watchesToRearm {
+            guard let watch = table.repeatingWatch(id) else { continue }
+            if table.isCancelRequested(id) || stopping {
+                complete(token: id.token, result: -ECANCELED, flags: 0)
+            } else {
+                backend.submit(.pollRepeating(fd: watch.fd, events: UInt32(POLLIN)), token: id.token)
+            }
+        }
+        watchesToRearm.removeAll(keepingCapacity: true)
+    }
+
     /// Ends a sleep early with `result`; returns false if it had already ended.
     @discardableResult
     func wake(_ id: OperationID, result: Int32) -> Bool {
@@ -141,12 +166,18 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
+        if result >= 0, let watch = table.repeatingWatch(id) {
+            // The watch goes on: its poll stays armed (`F_MORE`), or is armed again between turns.
+            if flags & CURING_CQE_F_MORE == 0 { watchesToRearm.append(id) }
+            readyWatches.append((watch.handler, result))
+            return
+        }
         let (waiter, completion) = table.finish(id, result: result, flags: flags)
         statistics.operationsCompleted &+= 1
         switch waiter {
         case .task(let continuation)?:
             continuation.resume(returning: completion)
-        case .handler(let handler)?:
+        case .handler(let handler)?, .repeating(let handler, _)?:
             // Called after the backend's reaping (never from inside it), before the next jobs.
             table.release(id)
             readyWatches.append((handler, result))
@@ -157,13 +188,15 @@ final class CoreLoop {
 
     /// Jobs to run or readiness handlers to call: a core with work does not park (nor keep
     /// polling idle).
-    private var hasWork: Bool { !jobs.isEmpty || !readyWatches.isEmpty }
+    private var hasWork: Bool { !jobs.isEmpty || !readyWatches.isEmpty || !watchesToRearm.isEmpty }
 
     /// Calls the handlers of the readiness watches that completed; those they start run later.
     private func runReadyWatches() {
         swap(&readyWatches, &runningReadyWatches)
         for (handler, result) in runningReadyWatches { handler.coreDescriptorIsReadable(result) }
         runningReadyWatches.removeAll(keepingCapacity: true)
+        // After the handlers: a poll armed before they served would find the old readiness.
+        if !watchesToRearm.isEmpty { rearmWatches() }
     }
 
     private func fireTimers() {
@@ -317,7 +350,7 @@ final class CoreLoop {
         while true {
             statistics.turns &+= 1
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 { drainInbox() }
-            if !readyWatches.isEmpty { runReadyWatches() }
+            if !readyWatches.isEmpty || !watchesToRearm.isEmpty { runReadyWatches() }
 
             // Run the jobs queued now and the jobs they enqueue, up to a bound: then I/O is reaped.
             var budget = jobs.count + handOffJobsPerTurn

@@ -6,10 +6,17 @@ import Glibc
 /// continuation and no job per event. For code that serves a descriptor for as long as the core
 /// runs (RDMA's completion channel): it serves, then asks again.
 public protocol CoreReadinessHandler: AnyObject {
-    /// Called once per ``Core/whenReadable(_:_:)``, on the core's thread, from the core's loop
-    /// between turns (outside any task): `result` is the poll's events (> 0), or `-errno`.
-    /// `-ECANCELED` means the core is stopping: the watch has ended, and asking again throws.
+    /// Called once per ``Core/whenReadable(_:_:)`` (once per readiness for
+    /// ``Core/watchReadable(_:_:)``), on the core's thread, from the core's loop between turns
+    /// (outside any task): `result` is the poll's events (> 0), or `-errno`, which ends the
+    /// watch. `-ECANCELED` means the watch was cancelled or the core is stopping.
     func coreDescriptorIsReadable(_ result: Int32)
+}
+
+/// A repeating readiness watch (``Core/watchReadable(_:_:)``), to cancel it with
+/// ``Core/cancelWatch(_:)``.
+public struct CoreReadinessWatch: Hashable, Sendable {
+    let id: OperationID
 }
 
 extension Core {
@@ -25,5 +32,34 @@ extension Core {
         }
         guard !loop.isStopping else { throw RuntimeError.shutDown("core \(index) is stopping") }
         loop.startWatch(.poll(fd: fd, events: UInt32(POLLIN)), handler)
+    }
+
+    /// Calls `handler` from the core's loop each time `fd` becomes readable (at once if it
+    /// already is), until ``cancelWatch(_:)`` or the core's stop, which call it a last time with
+    /// `-ECANCELED`. On io_uring one multishot poll stays armed for the watch's life, so a
+    /// readiness costs no submission, where ``whenReadable(_:_:)`` arms a poll each time.
+    ///
+    /// Readiness is reported when it arrives (edge): a handler that leaves the descriptor
+    /// readable is not called again until it is woken anew, and wake-ups that come together may
+    /// be reported once. It suits a descriptor whose readiness is a hint, as a completion
+    /// channel's (its handler re-arms the completion queue and polls it until it is empty);
+    /// a descriptor whose every byte must be read wants ``whenReadable(_:_:)``.
+    ///
+    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread; ``RuntimeError/shutDown(_:)``
+    ///   once the core is stopping.
+    public nonisolated func watchReadable(_ fd: Int32, _ handler: any CoreReadinessHandler) throws(RuntimeError) -> CoreReadinessWatch {
+        guard executor.isOnCoreThread else {
+            throw RuntimeError.notOnCore("Core.watchReadable off core \(index)'s thread")
+        }
+        guard !loop.isStopping else { throw RuntimeError.shutDown("core \(index) is stopping") }
+        return CoreReadinessWatch(id: loop.startRepeatingWatch(fd: fd, handler))
+    }
+
+    /// Ends a watch of ``watchReadable(_:_:)``: its handler is called a last time with
+    /// `-ECANCELED` (from the loop, not from this call). Ignored if the watch has ended. Call on
+    /// the core's thread; elsewhere it does nothing.
+    public nonisolated func cancelWatch(_ watch: CoreReadinessWatch) {
+        guard executor.isOnCoreThread else { return }
+        loop.cancel(watch.id)
     }
 }

@@ -59,6 +59,9 @@ struct OperationTable {
         case task(UnsafeContinuation<Completion, Never>)
         /// A readiness watch's handler (``Core/whenReadable(_:_:)``), called from the loop.
         case handler(any CoreReadinessHandler)
+        /// A repeating readiness watch's handler (``Core/watchReadable(_:_:)``) and its
+        /// descriptor: the operation stays in flight across its completions.
+        case repeating(any CoreReadinessHandler, fd: Int32)
     }
 
     private(set) var slots: [Slot] = []
@@ -136,9 +139,20 @@ struct OperationTable {
 
     /// Starts a readiness watch: its completion calls `handler` rather than resuming a task.
     mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler) {
+        beginWatch(id, waiter: .handler(handler))
+    }
+
+    /// Starts a readiness watch whose completions each call `waiter`'s handler, until it ends.
+    mutating func beginWatch(_ id: OperationID, waiter: Waiter) {
         slots[Int(id.index)].state = .inFlight
         pendingCount += 1
-        slots[Int(id.index)].waiter = .handler(handler)
+        slots[Int(id.index)].waiter = waiter
+    }
+
+    /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
+    func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
+        guard state(of: id) == .inFlight, case .repeating(let handler, let fd)? = slots[Int(id.index)].waiter else { return nil }
+        return (handler, fd)
     }
 
     /// Ends the operation and returns who to give its completion (a task to resume, or a

@@ -111,7 +111,7 @@ final class EpollBackend: IOBackend {
     private static func isWriter(_ operation: IOOperation) -> Bool {
         switch operation {
         case .send, .sendmsg, .connect: true
-        case .poll(_, let events): events & UInt32(POLLOUT) != 0 && events & UInt32(POLLIN) == 0
+        case .poll(_, let events), .pollRepeating(_, let events): events & UInt32(POLLOUT) != 0 && events & UInt32(POLLIN) == 0
         default: false
         }
     }
@@ -134,7 +134,8 @@ final class EpollBackend: IOBackend {
             guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length) == 0 else { return -errno }
             if code == EINPROGRESS || code == EALREADY { return nil }
             return -code
-        case .poll(let fd, let events):
+        // One readiness per submission here: the loop arms a repeating poll again after each.
+        case .poll(let fd, let events), .pollRepeating(let fd, let events):
             var entry = pollfd(fd: fd, events: Int16(truncatingIfNeeded: events), revents: 0)
             let n = Glibc.poll(&entry, 1, 0)
             if n < 0 { return errno == EINTR ? nil : -errno }

@@ -124,6 +124,8 @@ final class URingBackend: IOBackend {
             io_uring_prep_sendmsg(sqe, fd, message, UInt32(bitPattern: flags | Int32(MSG_NOSIGNAL)))
         case .poll(let fd, let events):
             io_uring_prep_poll_add(sqe, fd, events)
+        case .pollRepeating(let fd, let events):
+            io_uring_prep_poll_multishot(sqe, fd, events)
         case .shutdown(let fd, let how):
             io_uring_prep_shutdown(sqe, fd, how)
         case .close(let fd):
@@ -164,7 +166,11 @@ final class URingBackend: IOBackend {
                 _ = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
             }
         } else if io_uring_sq_ready(ring) > 0 {
-            _ = io_uring_submit(ring)
+            _ = io_uring_submit(ring)  // liburing adds GETEVENTS when the TASKRUN flag is up
+        } else if io_uring_cq_ready(ring) == 0 && taskrunFlagged && curing_taskrun_pending(ring) != 0 {
+            // Nothing to submit, but completion work waits for us to enter the kernel (a busy
+            // core that never parks would otherwise never see, say, a readiness that came late).
+            _ = curing_get_events(ring)
         }
         reap(handler)
     }
