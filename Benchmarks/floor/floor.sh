@@ -3,6 +3,7 @@
 # on CPU 1, ROUNDS (3) alternating rounds: C blocking recv on both sides, a C io_uring client
 # against the blocking server, C busy-polling (MSG_DONTWAIT) on both sides, and sockperf with its
 # default epoll wait and with --timeout 0 (epoll_wait polled). Needs gcc, liburing-dev, sockperf.
+# URING_MODES="uringpf mshot" adds io_uring clients shaped like the runtime's receive (pingpong.c).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bin=$(mktemp -d)/pingpong
@@ -23,6 +24,7 @@ for round in $(seq "${ROUNDS:-3}"); do
   echo "# round $round"
   taskset -c 1 "$bin" client 18601 block
   taskset -c 1 "$bin" client 18601 uring
+  for mode in ${URING_MODES:-}; do taskset -c 1 "$bin" client 18601 "$mode"; done
   taskset -c 1 "$bin" client 18602 spin
   sockperf_rtt 18603 "" ""
   sockperf_rtt 18604 "--timeout 0" "-timeout0"

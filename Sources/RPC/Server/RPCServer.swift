@@ -14,8 +14,9 @@ public final class RPCServer: Sendable {
     let handlers: RPCHandlers
     let configuration: RPCConfiguration
     let metrics: [UInt32: MethodMetrics]
-    /// Whether calls are timed: only when a metrics backend was bootstrapped before the server
-    /// was made. Without one, timing a call would cost two clock reads for nothing.
+    /// Whether calls are timed and counted: only when a metrics backend was bootstrapped before
+    /// the server was made. Without one, every instrument is a no-op, and timing a call would
+    /// cost two clock reads for nothing.
     let timesCalls: Bool
     private let state = Mutex(State())
 
