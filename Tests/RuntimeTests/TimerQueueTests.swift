@@ -28,6 +28,26 @@ struct TimerQueueTests {
         #expect(queue.isEmpty && queue.earliest == nil)
     }
 
+    @Test("Dropping ended entries at the front stops at the first live one, wherever the entries sit; a queue of ended ones empties")
+    func dropEndedAtFront() {
+        var queue = TimerQueue()
+        // In order, then out of order (heap): 3 (5) and 0 (10) are ended, 5 (15) is live.
+        let deadlines: [UInt64] = [10, 20, 30, 5, 40, 15, 50]
+        for (i, deadline) in deadlines.enumerated() {
+            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .timeout)
+        }
+        let ended: Set<UInt32> = [0, 3, 1, 6]  // 1 (20) is ended but behind a live one: it stays
+        queue.dropEndedAtFront { !ended.contains($0.index) }
+        #expect(queue.earliest == 15)
+        #expect(queue.count == 5)
+        #expect(popAll(&queue, now: .max) == [5, 1, 2, 4, 6])
+        for (i, deadline) in [UInt64(10), 20].enumerated() {
+            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .expire)
+        }
+        queue.dropEndedAtFront { _ in false }
+        #expect(queue.isEmpty && queue.earliest == nil)
+    }
+
     @Test("Dropping ended entries keeps the live ones, still in deadline order")
     func dropEnded() {
         var queue = TimerQueue()

@@ -252,11 +252,14 @@ final class CoreLoop {
     static let endedTimersAllowed = 1024
 
     private func dropEndedTimers() {
-        timers.dropEnded { id in
-            switch table.state(of: id) {
-            case .reserved?, .inFlight?, .sleeping?: true
-            case .completed?, .free?, nil: false
-            }
+        timers.dropEnded { isLive($0) }
+    }
+
+    /// Whether operation `id` has yet to end (a timer entry for it still matters).
+    private func isLive(_ id: OperationID) -> Bool {
+        switch table.state(of: id) {
+        case .reserved?, .inFlight?, .sleeping?: true
+        case .completed?, .free?, nil: false
         }
     }
 
@@ -389,6 +392,9 @@ final class CoreLoop {
                 executor.parked.store(false, ordering: .relaxed)
                 continue
             }
+            // An entry whose operation has ended (a connect's timeout, a receive's idle timeout)
+            // would have the park set a kernel timer, and cancel it on waking, for nothing.
+            if !timers.isEmpty { timers.dropEndedAtFront { isLive($0) } }
             var timeout = UInt64.max
             if let earliest = timers.earliest { timeout = parkTimeout(until: earliest) }
             statistics.parks &+= 1

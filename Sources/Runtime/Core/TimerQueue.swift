@@ -91,6 +91,18 @@ struct TimerQueue {
         kept.removeAll(keepingCapacity: true)
     }
 
+    /// Drops the entries at the front whose operation has ended, up to the first live one: a
+    /// core about to park then waits for a timer that still matters, or with no timeout at all.
+    mutating func dropEndedAtFront(keeping isLive: (OperationID) -> Bool) {
+        while let first, !isLive(first.operation) {
+            if let queued = ordered.first, queued == first {
+                ordered.removeFirst()
+            } else {
+                heap.removeMin()
+            }
+        }
+    }
+
     mutating func removeAll() {
         heap = Heap()
         ordered = Deque()
