@@ -132,8 +132,8 @@ struct ReadinessWatchTests {
         #expect(record.results.withLock { $0.first.map { $0 > 0 } } == true)
     }
 
-    @Test("Stopping the core ends a pending watch with ECANCELED, before stop() returns; asking again then throws shutDown")
-    func endsWhenTheCoreStops() async throws {
+    @Test("Stopping the core ends a pending watch, one-shot or lasting, with ECANCELED, before stop() returns; asking again then throws shutDown", arguments: [false, true])
+    func endsWhenTheCoreStops(lasting: Bool) async throws {
         let record = WatchRecord()
         var fds: [Int32] = [0, 0]
         #expect(pipe(&fds) == 0)
@@ -142,12 +142,16 @@ struct ReadinessWatchTests {
         try await withRuntime { runtime in
             try await runtime.run(on: 0) { core in
                 let handler = RecordingHandler(core: core, fd: readEnd, record: record)
-                handler.rearm = true
-                try core.whenReadable(readEnd, handler)  // never readable: nothing is written
+                if lasting {
+                    _ = try core.watchReadable(readEnd, handler)  // never readable: nothing is written
+                } else {
+                    handler.rearm = true  // asks again from its last call
+                    try core.whenReadable(readEnd, handler)
+                }
             }
         }
         #expect(record.results.withLock { $0 } == [-ECANCELED])
-        #expect(record.rearmErrors.withLock { $0 } == [RuntimeError.shutDown()])  // compared by kind
+        #expect(record.rearmErrors.withLock { $0 } == (lasting ? [] : [RuntimeError.shutDown()]))  // compared by kind
     }
 
     @Test("A lasting watch calls its handler once per readiness without being asked again; cancelling it calls it a last time with ECANCELED, and nothing after")
@@ -187,21 +191,6 @@ struct ReadinessWatchTests {
             #expect(results.last == -ECANCELED)
             #expect(record.onCore.withLock { $0.allSatisfy { $0 } })
         }
-    }
-
-    @Test("Stopping the core ends a lasting watch with ECANCELED, before stop() returns")
-    func lastingWatchEndsWhenTheCoreStops() async throws {
-        let record = WatchRecord()
-        var fds: [Int32] = [0, 0]
-        #expect(pipe(&fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
-        let readEnd = fds[0]
-        try await withRuntime { runtime in
-            try await runtime.run(on: 0) { core in
-                _ = try core.watchReadable(readEnd, RecordingHandler(core: core, fd: readEnd, record: record))
-            }
-        }
-        #expect(record.results.withLock { $0 } == [-ECANCELED])
     }
 
     @Test("A watch asked for off the core's thread is refused")
