@@ -3,8 +3,16 @@ import Testing
 
 @Suite("Timer queue")
 struct TimerQueueTests {
-    /// Schedules `deadlines` (nanoseconds) as operations 0, 1, 2... and pops everything due by
-    /// `now`, returning the operations' indexes in the order they came out.
+    /// A queue with `deadlines` (nanoseconds) scheduled, in that order, as operations 0, 1, 2...
+    private func scheduled(_ deadlines: [UInt64], action: TimerQueue.Action) -> TimerQueue {
+        var queue = TimerQueue()
+        for (i, deadline) in deadlines.enumerated() {
+            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: action)
+        }
+        return queue
+    }
+
+    /// Pops everything due by `now`, returning the operations' indexes in the order they came out.
     private func popAll(_ queue: inout TimerQueue, now: UInt64) -> [UInt32] {
         var out: [UInt32] = []
         while let entry = queue.popDue(now: now) { out.append(entry.operation.index) }
@@ -13,12 +21,9 @@ struct TimerQueueTests {
 
     @Test("Entries come out in deadline order (ties in scheduling order), whether scheduled in order or not")
     func order() {
-        var queue = TimerQueue()
         // In order (the idle-timeout pattern), then out of order (short sleeps among them), and ties.
         let deadlines: [UInt64] = [100, 200, 200, 300, 50, 250, 400, 10, 300, 1_000]
-        for (i, deadline) in deadlines.enumerated() {
-            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .wake)
-        }
+        var queue = scheduled(deadlines, action: .wake)
         #expect(queue.count == deadlines.count)
         #expect(queue.earliest == 10)
         #expect(popAll(&queue, now: 5).isEmpty)
@@ -30,31 +35,23 @@ struct TimerQueueTests {
 
     @Test("Dropping ended entries at the front stops at the first live one, wherever the entries sit; a queue of ended ones empties")
     func dropEndedAtFront() {
-        var queue = TimerQueue()
         // In order, then out of order (heap): 3 (5) and 0 (10) are ended, 5 (15) is live.
         let deadlines: [UInt64] = [10, 20, 30, 5, 40, 15, 50]
-        for (i, deadline) in deadlines.enumerated() {
-            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .timeout)
-        }
+        var queue = scheduled(deadlines, action: .timeout)
         let ended: Set<UInt32> = [0, 3, 1, 6]  // 1 (20) is ended but behind a live one: it stays
         queue.dropEndedAtFront { !ended.contains($0.index) }
         #expect(queue.earliest == 15)
         #expect(queue.count == 5)
         #expect(popAll(&queue, now: .max) == [5, 1, 2, 4, 6])
-        for (i, deadline) in [UInt64(10), 20].enumerated() {
-            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .expire)
-        }
+        queue = scheduled([10, 20], action: .expire)
         queue.dropEndedAtFront { _ in false }
         #expect(queue.isEmpty && queue.earliest == nil)
     }
 
     @Test("Dropping ended entries keeps the live ones, still in deadline order")
     func dropEnded() {
-        var queue = TimerQueue()
         let deadlines: [UInt64] = [10, 20, 30, 5, 40, 15, 50]
-        for (i, deadline) in deadlines.enumerated() {
-            queue.schedule(OperationID(index: UInt32(i), generation: 1), at: Deadline(nanoseconds: deadline), action: .timeout)
-        }
+        var queue = scheduled(deadlines, action: .timeout)
         queue.dropEnded { $0.index % 2 == 0 }  // operations 0, 2, 4 and 6 are still live
         #expect(queue.count == 4)
         #expect(popAll(&queue, now: .max) == [0, 2, 4, 6])

@@ -14,10 +14,10 @@ public final class RPCServer: Sendable {
     let handlers: RPCHandlers
     let configuration: RPCConfiguration
     let metrics: [UInt32: MethodMetrics]
-    /// Whether calls are timed and counted: only when a metrics backend was bootstrapped before
-    /// the server was made. Without one, every instrument is a no-op, and timing a call would
-    /// cost two clock reads for nothing.
-    let timesCalls: Bool
+    /// Whether a metrics backend was bootstrapped before the server was made: only then are
+    /// calls counted and timed. Without one every instrument is a no-op, and timing a call
+    /// would cost two clock reads for nothing.
+    let recordsMetrics: Bool
     private let state = Mutex(State())
 
     private struct State {
@@ -34,7 +34,7 @@ public final class RPCServer: Sendable {
         self.handlers = handlers
         self.configuration = configuration
         self.metrics = handlers.byID.mapValues { MethodMetrics(side: "server", method: $0.name) }
-        self.timesCalls = !(MetricsSystem.factory is NOOPMetricsHandler)
+        self.recordsMetrics = !(MetricsSystem.factory is NOOPMetricsHandler)
     }
 
     /// Whether ``beginDrain()`` has been called.

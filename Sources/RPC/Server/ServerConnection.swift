@@ -131,7 +131,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         }
         highestCallID = max(highestCallID, id)
         // The arrival time, read only when a deadline or the latency metric needs it.
-        let start = frame.timeoutNanoseconds != nil || server.timesCalls ? Deadline.now : nil
+        let start = frame.timeoutNanoseconds != nil || server.recordsMetrics ? Deadline.now : nil
         var deadline: Deadline?
         if let timeout = frame.timeoutNanoseconds, let start {
             deadline = Deadline(nanoseconds: start.nanoseconds &+ min(timeout, UInt64(Int64.max) / 2))
@@ -249,7 +249,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) -> (head: Message, body: Message)? {
         // Without a metrics backend every instrument is a no-op: skip the lookup and the copies.
-        if server.timesCalls { server.metrics[handler.id]?.record(start: start, failed: failure != nil) }
+        if server.recordsMetrics { server.metrics[handler.id]?.record(start: start, failed: failure != nil) }
         guard !oneWay && !ended else { return nil }
         let head: Message
         var body = Message()

@@ -94,21 +94,21 @@ final class CoreLoop {
         if let deadline { timers.schedule(id, at: deadline, action: .wake) }
     }
 
-    /// Starts a readiness watch (``Core/whenReadable(_:_:)``): its completion calls `handler`
-    /// from the loop, between turns.
-    func startWatch(_ operation: IOOperation, _ handler: any CoreReadinessHandler) {
+    /// Starts a readiness watch on `fd`: a one-shot one (``Core/whenReadable(_:_:)``), whose
+    /// completion calls `handler` once, or a repeating one (``Core/watchReadable(_:_:)``), whose
+    /// every completion calls it until the watch is cancelled or the core stops. Handlers are
+    /// called from the loop, between turns.
+    @discardableResult
+    func startWatch(fd: Int32, _ handler: any CoreReadinessHandler, repeating: Bool) -> OperationID {
         let id = table.reserve()
-        table.beginWatch(id, handler: handler)
-        backend.submit(operation, token: id.token)
+        table.beginWatch(id, waiter: repeating ? .repeating(handler, fd: fd) : .handler(handler))
+        armWatch(id, fd: fd, repeating: repeating)
+        return id
     }
 
-    /// Starts a repeating readiness watch (``Core/watchReadable(_:_:)``): each completion calls
-    /// `handler` from the loop, between turns, until the watch is cancelled or the core stops.
-    func startRepeatingWatch(fd: Int32, _ handler: any CoreReadinessHandler) -> OperationID {
-        let id = table.reserve()
-        table.beginWatch(id, waiter: .repeating(handler, fd: fd))
-        backend.submit(.pollRepeating(fd: fd, events: UInt32(POLLIN)), token: id.token)
-        return id
+    private func armWatch(_ id: OperationID, fd: Int32, repeating: Bool) {
+        let events = UInt32(POLLIN)
+        backend.submit(repeating ? .pollRepeating(fd: fd, events: events) : .poll(fd: fd, events: events), token: id.token)
     }
 
     /// Arms again the repeating watches whose poll ended, or ends those cancelled meanwhile.
@@ -118,7 +118,7 @@ final class CoreLoop {
             if table.isCancelRequested(id) || stopping {
                 complete(token: id.token, result: -ECANCELED, flags: 0)
             } else {
-                backend.submit(.pollRepeating(fd: watch.fd, events: UInt32(POLLIN)), token: id.token)
+                armWatch(id, fd: watch.fd, repeating: true)
             }
         }
         watchesToRearm.removeAll(keepingCapacity: true)
@@ -166,10 +166,10 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
-        if result >= 0, let watch = table.repeatingWatch(id) {
+        if result >= 0, case .repeating(let handler, _)? = table.waiter(of: id) {
             // The watch goes on: its poll stays armed (`F_MORE`), or is armed again between turns.
             if flags & CURING_CQE_F_MORE == 0 { watchesToRearm.append(id) }
-            readyWatches.append((watch.handler, result))
+            readyWatches.append((handler, result))
             return
         }
         let (waiter, completion) = table.finish(id, result: result, flags: flags)

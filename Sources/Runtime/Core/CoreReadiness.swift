@@ -31,7 +31,7 @@ extension Core {
             throw RuntimeError.notOnCore("Core.whenReadable off core \(index)'s thread")
         }
         guard !loop.isStopping else { throw RuntimeError.shutDown("core \(index) is stopping") }
-        loop.startWatch(.poll(fd: fd, events: UInt32(POLLIN)), handler)
+        loop.startWatch(fd: fd, handler, repeating: false)
     }
 
     /// Calls `handler` from the core's loop each time `fd` becomes readable (at once if it
@@ -52,7 +52,7 @@ extension Core {
             throw RuntimeError.notOnCore("Core.watchReadable off core \(index)'s thread")
         }
         guard !loop.isStopping else { throw RuntimeError.shutDown("core \(index) is stopping") }
-        return CoreReadinessWatch(id: loop.startRepeatingWatch(fd: fd, handler))
+        return CoreReadinessWatch(id: loop.startWatch(fd: fd, handler, repeating: true))
     }
 
     /// Ends a watch of ``watchReadable(_:_:)``: its handler is called a last time with

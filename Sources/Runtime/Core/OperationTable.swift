@@ -137,21 +137,21 @@ struct OperationTable {
         slots[Int(id.index)].waiter = .task(continuation)
     }
 
-    /// Starts a readiness watch: its completion calls `handler` rather than resuming a task.
-    mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler) {
-        beginWatch(id, waiter: .handler(handler))
-    }
-
-    /// Starts a readiness watch whose completions each call `waiter`'s handler, until it ends.
+    /// Starts a readiness watch: its completion calls the handler of `waiter` (`.handler` or
+    /// `.repeating`) rather than resuming a task.
     mutating func beginWatch(_ id: OperationID, waiter: Waiter) {
         slots[Int(id.index)].state = .inFlight
         pendingCount += 1
         slots[Int(id.index)].waiter = waiter
     }
 
+    /// Who the completion of pending operation `id` goes to (the caller has checked that `id`
+    /// still names its slot).
+    func waiter(of id: OperationID) -> Waiter? { slots[Int(id.index)].waiter }
+
     /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
     func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
-        guard state(of: id) == .inFlight, case .repeating(let handler, let fd)? = slots[Int(id.index)].waiter else { return nil }
+        guard state(of: id) == .inFlight, case .repeating(let handler, let fd)? = waiter(of: id) else { return nil }
         return (handler, fd)
     }
 

@@ -71,6 +71,11 @@ struct TimerQueue {
     /// Removes and returns the next entry due at or before `now`.
     mutating func popDue(now: UInt64) -> Entry? {
         guard let first, first.deadline <= now else { return nil }
+        return removeFirst(first)
+    }
+
+    /// Removes `first`, the earliest entry, from whichever of the two holds it.
+    private mutating func removeFirst(_ first: Entry) -> Entry {
         if let queued = ordered.first, queued == first { return ordered.removeFirst() }
         return heap.removeMin()
     }
@@ -94,13 +99,7 @@ struct TimerQueue {
     /// Drops the entries at the front whose operation has ended, up to the first live one: a
     /// core about to park then waits for a timer that still matters, or with no timeout at all.
     mutating func dropEndedAtFront(keeping isLive: (OperationID) -> Bool) {
-        while let first, !isLive(first.operation) {
-            if let queued = ordered.first, queued == first {
-                ordered.removeFirst()
-            } else {
-                heap.removeMin()
-            }
-        }
+        while let first, !isLive(first.operation) { _ = removeFirst(first) }
     }
 
     mutating func removeAll() {

@@ -167,12 +167,19 @@ final class URingBackend: IOBackend {
             }
         } else if io_uring_sq_ready(ring) > 0 {
             _ = io_uring_submit(ring)  // liburing adds GETEVENTS when the TASKRUN flag is up
-        } else if io_uring_cq_ready(ring) == 0 && taskrunFlagged && curing_taskrun_pending(ring) != 0 {
-            // Nothing to submit, but completion work waits for us to enter the kernel (a busy
-            // core that never parks would otherwise never see, say, a readiness that came late).
-            _ = curing_get_events(ring)
+        } else {
+            // A busy core that never parks would otherwise never see a completion that came late.
+            takeDeferredWork(whenUnknown: false)
         }
         reap(handler)
+    }
+
+    /// Under DEFER_TASKRUN or COOP_TASKRUN a completion waits as task work until this thread
+    /// enters the kernel. With no completion ready, enters (`io_uring_get_events`) when the
+    /// TASKRUN flag says work waits, or, on a ring without the flag, when `whenUnknown`.
+    private func takeDeferredWork(whenUnknown: Bool) {
+        guard io_uring_cq_ready(ring) == 0 else { return }
+        if taskrunFlagged ? curing_taskrun_pending(ring) != 0 : whenUnknown { _ = curing_get_events(ring) }
     }
 
     func pollIdle(_ handler: (UInt64, Int32, UInt32) -> Void) -> Bool {
@@ -181,11 +188,7 @@ final class URingBackend: IOBackend {
             return true
         }
         if io_uring_sq_ready(ring) > 0 { _ = io_uring_submit(ring) }
-        // Under DEFER_TASKRUN or COOP_TASKRUN a completion waits as task work until we enter the
-        // kernel; the TASKRUN flag says when that is worth a system call. Without the flag, ask.
-        if io_uring_cq_ready(ring) == 0 && (!taskrunFlagged || curing_taskrun_pending(ring) != 0) {
-            _ = curing_get_events(ring)
-        }
+        takeDeferredWork(whenUnknown: true)  // polling idle: without the flag, ask
         if io_uring_cq_ready(ring) == 0 { return false }
         reap(handler)
         return true
