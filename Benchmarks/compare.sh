@@ -6,6 +6,8 @@
 #   Benchmarks/compare.sh runtime-rtt      # raw runtime sockets vs sockperf
 #   Benchmarks/compare.sh transport        # framed TCP echo: rtt, rate, bulk vs nio-echo, sockperf, iperf3
 #   Benchmarks/compare.sh rpc              # unary RPC echo: rtt, rate, bulk vs nio-echo, grpc-echo, sockperf
+#   Benchmarks/compare.sh transport-rtt    # the transport's and the RPC layer's rtt alone vs sockperf:
+#   Benchmarks/compare.sh rpc-rtt          # each pair ~1 minute apart, not ~3 with the other peers between
 #
 # Environment: ROUNDS (3), PEERS_DIR (../shared/peers), OUT (results/compare-<stamp>.txt),
 # VARIANTS: ';'-separated extra arguments for our run, each variant run every round (default: one
@@ -32,6 +34,8 @@ case $what in
   rpc) ours=("--layer rpc --transport tcp --workload rtt" "--layer rpc --transport tcp --workload rate"
              "--layer rpc --transport tcp --workload bulk")
        peers="nio-echo grpc-echo sockperf"; workloads="rtt rate bulk" ;;
+  transport-rtt) ours=("--layer transport --transport tcp --workload rtt"); peers="sockperf"; workloads="rtt" ;;
+  rpc-rtt) ours=("--layer rpc --transport tcp --workload rtt"); peers="sockperf"; workloads="rtt" ;;
   *) echo "unknown comparison: $what" >&2; exit 2 ;;
 esac
 
