@@ -42,6 +42,7 @@ for line in sys.stdin:
     elif kind == 'enter' and nr in (SENDTO, SENDMSG): events.append((t, side, 'send'))
 events.sort()
 # Walk the cycle: client send -> server woke -> server send -> client woke -> client send ...
+# (the first event of each kind after the one before; one io_uring_enter per message per side)
 order = [('client', 'send'), ('server', 'woke'), ('server', 'send'), ('client', 'woke')]
 names = ['request', 'server', 'reply', 'client']
 segments = {n: [] for n in names}
@@ -53,8 +54,6 @@ for t, side, what in events:
     if (side, what) == order[step]:
         segments[names[step - 1]].append((t - last) * 1e6)
         step, last = (step + 1) % 4, t
-    elif (side, what) == order[0] and step == 0:
-        pass
 for n in names:
     v = sorted(segments[n])
     if not v: sys.exit('no round trips seen')
