@@ -13,8 +13,9 @@ extension TCPTransport {
     ///   ``close()``), `.truncatedFrame` inside one, `.malformedFrame` / `.frameTooLarge` for a
     ///   bad length, `.timedOut` after `idleTimeout` without data, `.connectionReset`,
     ///   `.concurrentReceive` if another receive is in progress; `CancellationError` if a
-    ///   cancellable receive is cancelled. Every error but `.concurrentReceive` closes the
-    ///   connection.
+    ///   cancellable receive is cancelled. Every error but `.concurrentReceive` and
+    ///   `CancellationError` closes the connection: a cancelled receive loses nothing (the bytes
+    ///   of a frame begun stay for the next receive).
     @inline(__always)  // into its protocol witness: a receive through `Transport` takes no extra async frame
     public func recv(cancellable: Bool) async throws -> Message {
         try checkOpen()
@@ -24,6 +25,10 @@ extension TCPTransport {
             let frame = try await receiveFrame(cancellable: cancellable)
             receiving = false
             return frame
+        } catch is CancellationError where failure == nil {
+            // Nothing is lost: the chunk (or a large frame's storage) keeps what has arrived.
+            receiving = false
+            throw CancellationError()
         } catch {
             receiving = false
             // Ended meanwhile by another task (close): report why the connection ended, not how
@@ -56,6 +61,7 @@ extension TCPTransport {
     }
 
     private func receiveFrame(cancellable: Bool) async throws -> Message {
+        if largeFrame != nil { return try await continueLarge(cancellable: cancellable) }
         let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
         while true {
             if let frame = bufferedFrame() { return frame }
@@ -66,7 +72,8 @@ extension TCPTransport {
                     try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
                     let frameEnd = readStart + FrameHeader.size + length
                     if FrameHeader.size + length > chunkSize {
-                        return try await receiveLarge(length: length, cancellable: cancellable)
+                        beginLarge(length: length)
+                        return try await continueLarge(cancellable: cancellable)
                     }
                     if frameEnd > chunk.capacity { moveToFreshChunk(size: chunkSize) }
                 } else if readStart + FrameHeader.size > chunk.capacity {
@@ -118,24 +125,31 @@ extension TCPTransport {
         readEnd = partial
     }
 
-    /// Receives a frame larger than a chunk straight into storage of its own size.
-    private func receiveLarge(length: Int, cancellable: Bool) async throws -> Message {
+    /// Starts a frame larger than a chunk in storage of its own size, with the bytes of it
+    /// that are already in the chunk.
+    private func beginLarge(length: Int) {
         let chunk = self.chunk! // '!': receiveFrame checked it
         let storage = pool.allocator.storage(capacity: length)
         let already = readEnd - readStart - FrameHeader.size
         storage.base.copyMemory(from: chunk.base + readStart + FrameHeader.size, byteCount: already)
         readStart = 0
         readEnd = 0
-        var received = already
-        while received < length {
+        largeFrame = (storage, length, already)
+    }
+
+    /// Receives the rest of the large frame begun, straight into its storage.
+    private func continueLarge(cancellable: Bool) async throws -> Message {
+        let (storage, length, _) = largeFrame! // '!': called only with a large frame begun
+        while let received = largeFrame?.received, received < length {
             let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
             let n = try await core.recv(
                 fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
             if n == 0 {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
             }
-            received += n
+            largeFrame = (storage, length, received + n)
         }
+        largeFrame = nil
         return Message(storage: storage, offset: 0, count: length)
     }
 }

@@ -57,6 +57,9 @@ public final class TCPTransport: Transport {
     var readStart = 0
     var readEnd = 0
     var receiving = false
+    /// A frame larger than a chunk, being received straight into storage of its own: what has
+    /// arrived so far. Kept here, so that a receive cancelled inside it loses nothing.
+    var largeFrame: (storage: BufferStorage, length: Int, received: Int)?
 
     /// Why the connection ended, once it has.
     var failure: TransportError?

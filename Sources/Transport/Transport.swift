@@ -40,6 +40,11 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// cancellation handler: for a reader that owns the receive side for the connection's life
     /// and ends with it (closing the connection ends the receive). An RPC read loop pays the
     /// handler on every message otherwise.
+    ///
+    /// A receive ended by task cancellation throws `CancellationError`, loses nothing and leaves
+    /// the connection open: the bytes of a frame it had begun to take stay for the next
+    /// receive (a driver may finish a frame that has begun to arrive before it gives up). The
+    /// RPC client relies on this: a caller reading its own response may be cancelled.
     func recv(cancellable: Bool) async throws -> Message
     /// Returns the next whole frame if one has already arrived, nil if the caller must await
     /// ``recv()``: the synchronous fast path of a receive loop, with no suspension and no async

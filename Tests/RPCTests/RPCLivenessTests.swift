@@ -34,6 +34,24 @@ struct RPCLivenessTests {
         }
     }
 
+    @Test("Stopping the runtime while the only call in flight reads its own response ends the call, and the stop does not hang")
+    func stopWhileACallerReads() async throws {
+        let probe = Probe()
+        try await TestTransport.tcp.withServer(probe: probe) { runtime, address in
+            let call = try runtime.spawn(on: 0) { core -> String? in
+                await caught {
+                    let rpc = try await TestTransport.tcp.connect(address, on: core)
+                    _ = try await rpc.call(TestAPI.echo, "warm")
+                    _ = try await rpc.call(TestAPI.hold, 31_000)  // never opened: ended by the stop
+                }.map { "\($0)" }
+            }
+            await probe.until { $0.started.contains(31_000) }
+            await runtime.stop()
+            let error = try await call.value
+            #expect(error != nil)
+        }
+    }
+
     @Test("Go-away drain: calls in flight finish, new calls are refused with unavailable, the server ends")
     func drain() async throws {
         let probe = Probe()

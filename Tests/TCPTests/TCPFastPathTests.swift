@@ -183,4 +183,36 @@ struct TCPFastPathTests {
             #expect(closedCode == .closed)
         }
     }
+
+    @Test("A cancelled recv loses nothing and leaves the connection open: cancelled before a frame, inside a small one and inside one larger than a chunk, the next recv gets each frame whole")
+    func cancelledRecvLosesNothing() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let results = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                let small = payload(sender: 3, sequence: 1, size: 40)
+                let large = payload(sender: 3, sequence: 2, size: 3 * TCPConfiguration().receiveChunkSize)
+                var results: [Bool] = []
+                // (frame, bytes of it written before the receive is cancelled)
+                for (sent, early) in [(small, 0), (small, 24), (large, large.count / 2)] {
+                    let bytes = frame(sent)
+                    if early > 0 { try await rawWrite(core, peer, Array(bytes[..<early])) }
+                    let reader = Task { _ = core; return await caught { _ = try await transport.recv() } }
+                    while !transport.receiving { await Task.yield() }
+                    for _ in 0..<5 { try await core.nop() }  // turns pass: it takes what was written
+                    reader.cancel()
+                    let error = await reader.value
+                    results.append(error is CancellationError && transport.isOpen)
+                    try await rawWrite(core, peer, Array(bytes[early...]))
+                    results.append(try await transport.recv().bytes == sent)
+                }
+                await transport.close()
+                try await core.close(peer)
+                await listener.close()
+                return results
+            }
+            #expect(results == Array(repeating: true, count: 6))
+        }
+    }
 }
