@@ -43,8 +43,7 @@ public protocol Transport: AnyObject, SendableMetatype {
     ///
     /// A receive ended by task cancellation throws `CancellationError`, loses nothing and leaves
     /// the connection open: the bytes of a frame it had begun to take stay for the next
-    /// receive (a driver may finish a frame that has begun to arrive before it gives up). The
-    /// RPC client relies on this: a caller reading its own response may be cancelled.
+    /// receive, so a task may give up waiting for a message without ending the connection.
     func recv(cancellable: Bool) async throws -> Message
     /// Returns the next whole frame if one has already arrived, nil if the caller must await
     /// ``recv()``: the synchronous fast path of a receive loop, with no suspension and no async

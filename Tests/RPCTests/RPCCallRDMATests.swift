@@ -29,9 +29,6 @@ struct RPCCallRDMATests {
     @Test("RDMA: cancelling the caller's task sends a cancel that cancels the handler")
     func cancellation() async throws { try await suite.cancellation(over: .rdma) }
 
-    @Test("RDMA: the only call in flight reads its own response and can be cancelled while it reads; a call made meanwhile gets its response")
-    func cancelledReadingCaller() async throws { try await suite.cancelledReadingCaller(over: .rdma) }
-
     @Test("RDMA: a call made with cancellable: false outlives its task's cancellation and gets its response; its deadline still ends it")
     func uncancellableCall() async throws { try await suite.uncancellableCall(over: .rdma) }
 

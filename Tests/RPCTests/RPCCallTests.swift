@@ -146,36 +146,6 @@ struct RPCCallTests {
         #expect(probe.snapshot.cancelled == [20_000])
     }
 
-    @Test("The only call in flight reads its own response, and can be cancelled while it reads: the cancel reaches its handler, a call made meanwhile gets its response from the reader task, and the connection carries on", arguments: [TestTransport.tcp])
-    func cancelledReadingCaller(over transport: TestTransport) async throws {
-        let probe = Probe()
-        let (reading, first, second, after) = try await transport.withConnection(probe: probe) { core, rpc in
-            // After this call the connection's reader task yields: the next call, alone in
-            // flight, reads its own response.
-            _ = try await rpc.call(TestAPI.echo, "warm")
-            let reader = Task {
-                _ = core
-                return await caught { _ = try await rpc.call(TestAPI.hold, 21_000) } as? RPCError
-            }
-            await probe.until { $0.started.contains(21_000) }
-            let reading = rpc.callerIsReading
-            let behind = Task { _ = core; return try await rpc.call(TestAPI.hold, 22_000) }
-            await probe.until { $0.started.contains(22_000) }
-            reader.cancel()
-            let first = await reader.value
-            probe.open(22_000)
-            let second = try await behind.value
-            let after = try await rpc.call(TestAPI.echo, "after")
-            return (reading, first?.code, second, after)
-        }
-        #expect(reading)
-        #expect(first == .cancelled)
-        #expect(second == 22_000)
-        #expect(after == "after")
-        await probe.until { !$0.cancelled.isEmpty }
-        #expect(probe.snapshot.cancelled == [21_000])
-    }
-
     @Test("A call made with cancellable: false outlives its task's cancellation and gets its response; its deadline still ends it", arguments: [TestTransport.tcp])
     func uncancellableCall(over transport: TestTransport) async throws {
         let probe = Probe()

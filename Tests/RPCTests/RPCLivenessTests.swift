@@ -34,8 +34,8 @@ struct RPCLivenessTests {
         }
     }
 
-    @Test("Stopping the runtime while the only call in flight reads its own response ends the call, and the stop does not hang")
-    func stopWhileACallerReads() async throws {
+    @Test("Stopping the runtime while a call waits for its response ends the call, and the stop does not hang")
+    func stopWhileACallWaits() async throws {
         let probe = Probe()
         try await TestTransport.tcp.withServer(probe: probe) { runtime, address in
             let call = try runtime.spawn(on: 0) { core -> String? in

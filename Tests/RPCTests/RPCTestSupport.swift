@@ -2,7 +2,7 @@
 import Glibc
 #endif
 import NetRDMA
-@testable import NetRPC
+import NetRPC
 import NetRuntime
 import NetTCP
 import NetTransport
@@ -289,8 +289,6 @@ protocol RPCCaller: AnyObject {
     ) async -> [Result<Response, RPCError>]
     func close() async
     var pendingCount: Int { get }
-    /// Whether a caller is reading the connection for its own response now.
-    var callerIsReading: Bool { get }
     /// Closes the transport under the connection, as if the network dropped it.
     func dropTransport() async
 }

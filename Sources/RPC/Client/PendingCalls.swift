@@ -22,8 +22,6 @@ struct PendingCalls {
     private var nextID: UInt64 = 1
     /// Calls in flight.
     private(set) var count = 0
-    /// Calls in flight not yet answered.
-    private(set) var unansweredCount = 0
 
     init(capacity: Int = 64) {
         var size = 1
@@ -44,7 +42,6 @@ struct PendingCalls {
             if slots[i].id == 0 {
                 slots[i] = Slot(id: id, call: PendingCall())
                 count += 1
-                unansweredCount += 1
                 return id
             }
         }
@@ -77,7 +74,6 @@ struct PendingCalls {
         let i = index(id)
         guard slots[i].id == id, id != 0, !slots[i].call.done else { return nil }
         body(&slots[i].call)
-        if slots[i].call.done { unansweredCount -= 1 }
         return slots[i].call.handle
     }
 
@@ -89,7 +85,6 @@ struct PendingCalls {
         var removed = Slot()
         swap(&removed, &slots[i])
         count -= 1
-        if !removed.call.done { unansweredCount -= 1 }
         return removed.call
     }
 

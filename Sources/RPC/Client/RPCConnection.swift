@@ -29,18 +29,6 @@ public final class RPCConnection<T: Transport> {
     @exclusivity(unchecked) private var helloSent = false
     /// Whether the reader has resumed a call since it last waited for a frame.
     @exclusivity(unchecked) private var resumedCalls = false
-    /// Who may receive now. The only call in flight reads its response itself when nobody else
-    /// reads (see ``wait(_:deadline:cancellable:)``); the reader task reads otherwise.
-    @exclusivity(unchecked) private var readRight = ReadRight.free
-    /// The reader task while it waits for a caller to give the right back.
-    private var parkedReader: CoreWakeHandle?
-    /// Wakes the reader at the turn's end if nobody reads by then.
-    private lazy var readerCheck = TurnEndCheck { [weak self] in
-        guard let self else { return }
-        self.readerCheckScheduled = false
-        if self.readRight == .free { self.wakeReader() }
-    }
-    @exclusivity(unchecked) private var readerCheckScheduled = false
 
     /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
     /// Call on the transport's core.
@@ -66,9 +54,6 @@ public final class RPCConnection<T: Transport> {
 
     /// Calls waiting for their response.
     public var pendingCount: Int { pending.count }
-
-    /// Whether a caller is reading the connection for its own response now (for tests).
-    var callerIsReading: Bool { readRight == .caller }
 
     /// How many calls may be in flight on this connection now: the smaller of this side's
     /// ``RPCConfiguration/maximumConcurrentCalls`` and the server's.
@@ -161,18 +146,18 @@ public final class RPCConnection<T: Transport> {
             // The request leaves now if nothing else would run before the turn's end: the
             // suspension below is then not on the round trip.
             if !core.hasQueuedJobs { transport.flush() }
-            if readRight == .free && deadline == nil && failure == nil && pending.unansweredCount == 1 {
-                // The only call in flight, and nobody reads: read its response here, with no
-                // hand-off from the reader task (see ``readAsCaller(until:cancellable:)``).
-                readRight = .caller
-                if await !readAsCaller(until: id, cancellable: cancellable) && !pending.isAnswered(id) {
-                    throw await abandon(id, because: CancellationError())
-                }
-            } else {
-                do {
-                    _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.setHandle(id, handle) }
-                } catch {
-                    if !pending.isAnswered(id) { throw await abandon(id, because: error) }
+            do {
+                _ = try await suspendOnCore(core, deadline: deadline, cancellable: cancellable) { handle in pending.setHandle(id, handle) }
+            } catch {
+                if !pending.isAnswered(id) {
+                    pending.remove(id)
+                    room.signalOne()
+                    let failure = Self.waitError(error)
+                    if failure.code == .deadlineExceeded || failure.code == .cancelled {
+                        // Tell the server to stop working on it; the response, if any, is ignored.
+                        try? await transport.send(writer.bare(.cancel, callID: id))
+                    }
+                    throw failure
                 }
             }
         }
@@ -181,18 +166,6 @@ public final class RPCConnection<T: Transport> {
         guard let call else { throw RPCError(.connectionLost, "the connection ended") }
         if let response = call.response { return response }
         throw call.error ?? RPCError(.unknown, "no response")
-    }
-
-    /// Gives up call `id`, whose wait ended without an answer: returns the error to throw.
-    private func abandon(_ id: UInt64, because error: any Error) async -> RPCError {
-        pending.remove(id)
-        room.signalOne()
-        let failure = Self.waitError(error)
-        if failure.code == .deadlineExceeded || failure.code == .cancelled {
-            // Tell the server to stop working on it; the response, if any, is ignored.
-            try? await transport.send(writer.bare(.cancel, callID: id))
-        }
-        return failure
     }
 
     private static func waitError(_ error: any Error) -> RPCError {
@@ -220,140 +193,46 @@ public final class RPCConnection<T: Transport> {
         var ending = RPCError(.connectionLost, "the connection ended")
         do {
             if !helloSent { try await sendHello() }
-            reading: while failure == nil {
-                if readRight == .caller {
-                    // A caller reads its own response: wait until it gives the right back.
-                    let woken = (try? await suspendOnCore(core, cancellable: false) { parkedReader = $0 }) != nil
-                    parkedReader = nil
-                    if !woken {  // the core is stopping (a wait there ends at once: no loop)
-                        ending = RPCError(.connectionLost, "the core stopped")
-                        break reading
-                    }
-                    continue
+            while failure == nil {
+                let message = try await nextFrame()
+                lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
+                unansweredPings = 0
+                let frame: RPCFrame
+                do {
+                    frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
+                } catch {
+                    guard error.fatal else { continue }
+                    ending = RPCError(.connectionLost, "the server broke the protocol: \(error.error.message)")
+                    break
                 }
-                if resumedCalls {
-                    // Frames already read go first, without a wait.
-                    readRight = .reader
-                    let buffered = try transport.tryRecv()
-                    readRight = .free
-                    if let buffered {
-                        if let end = await dispatch(buffered) {
-                            ending = end
-                            break reading
-                        }
-                        continue
+                switch frame.kind {
+                case .response:
+                    complete(frame.callID) { $0.response = frame.payload }
+                case .error:
+                    let status = frame.status ?? RPCError(.unknown, "")
+                    if frame.callID == 0 {
+                        ending = RPCError(.connectionLost, "the server closed the connection: \(status)")
+                    } else {
+                        complete(frame.callID) { $0.error = status }
                     }
-                    // Then the calls it answered run, and their next requests leave (at the
-                    // turn's end) before a receive is set up; meanwhile they may read themselves.
-                    resumedCalls = false
-                    try await core.yieldUntilTurnEnd()
-                    continue
-                }
-                readRight = .reader
-                let message = try await transport.nextFrame(cancellable: false)
-                readRight = .free
-                if let end = await dispatch(message) {
-                    ending = end
-                    break reading
+                case .goAway:
+                    goingAway = true
+                    configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
+                case .hello:
+                    if let limits = frame.helloLimits {
+                        peerLimit = max(Int(limits.maximumConcurrentCalls), 1)
+                        peerMetadataLimit = Int(limits.maximumMetadataBytes)
+                    }
+                case .ping:
+                    try await transport.send(writer.bare(.pong, callID: frame.callID))
+                case .pong, .request, .oneWay, .cancel:
+                    break
                 }
             }
         } catch {
-            if readRight == .reader { readRight = .free }  // it failed while receiving
             ending = RPCError(.connectionLost, "the connection ended: \(error)")
         }
         await fail(ending)
-    }
-
-    /// Reads frames as the caller of call `id` until it is answered (or the connection ends),
-    /// answering the calls made meanwhile as the reader task would, then gives the right to
-    /// read back to the reader task. Returns false if the task was cancelled first: a cancelled
-    /// receive loses nothing (``Transport/recv(cancellable:)``), so the connection goes on.
-    ///
-    /// It saves the hand-off of each response from the reader task to its caller (a resumption,
-    /// the reader's yield, and their executor switches), which is most of a lone call's client
-    /// time over the transport's. Calls made while others are in flight wait for the reader
-    /// task, which takes a run of responses at once.
-    private func readAsCaller(until id: UInt64, cancellable: Bool) async -> Bool {
-        while failure == nil && !pending.isAnswered(id) {
-            let message: Message
-            do {
-                message = try await transport.nextFrame(cancellable: cancellable)
-            } catch is CancellationError where failure == nil {
-                readRight = .free
-                handOffReading()
-                return false
-            } catch {
-                readRight = .free
-                await fail(RPCError(.connectionLost, "the connection ended: \(error)"))
-                return true
-            }
-            if let end = await dispatch(message) {
-                readRight = .free
-                await fail(end)
-                return true
-            }
-        }
-        readRight = .free
-        handOffReading()
-        return true
-    }
-
-    /// Handles one frame; returns why the connection must end, if it must.
-    private func dispatch(_ message: Message) async -> RPCError? {
-        lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
-        unansweredPings = 0
-        let frame: RPCFrame
-        do {
-            frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
-        } catch {
-            guard error.fatal else { return nil }
-            return RPCError(.connectionLost, "the server broke the protocol: \(error.error.message)")
-        }
-        switch frame.kind {
-        case .response:
-            complete(frame.callID) { $0.response = frame.payload }
-        case .error:
-            let status = frame.status ?? RPCError(.unknown, "")
-            if frame.callID == 0 {
-                return RPCError(.connectionLost, "the server closed the connection: \(status)")
-            }
-            complete(frame.callID) { $0.error = status }
-        case .goAway:
-            goingAway = true
-            configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
-        case .hello:
-            if let limits = frame.helloLimits {
-                peerLimit = max(Int(limits.maximumConcurrentCalls), 1)
-                peerMetadataLimit = Int(limits.maximumMetadataBytes)
-            }
-        case .ping:
-            do { try await transport.send(writer.bare(.pong, callID: frame.callID)) } catch {
-                return RPCError(.connectionLost, "the connection ended: \(error)")
-            }
-        case .pong, .request, .oneWay, .cancel:
-            break
-        }
-        return nil
-    }
-
-    /// Gives the free right to read back to the reader task: now if calls wait, else at the
-    /// turn's end if nobody has taken it by then (the next call of the caller just answered
-    /// usually has: it reads its own response in turn).
-    private func handOffReading() {
-        guard failure == nil, readRight == .free else { return }
-        if pending.unansweredCount > 0 {
-            wakeReader()
-        } else if !readerCheckScheduled {
-            readerCheckScheduled = true
-            do { try core.runAtEndOfTurn(readerCheck) } catch { wakeReader() }
-        }
-    }
-
-    private func wakeReader() {
-        if let reader = parkedReader {
-            parkedReader = nil
-            core.resume(reader)
-        }
     }
 
     private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
@@ -364,13 +243,26 @@ public final class RPCConnection<T: Transport> {
         }
     }
 
+    /// The next frame: one of a batch already read (no suspension), or, once the batch is done,
+    /// one received after the calls it answered have run. Those calls' next requests then leave
+    /// (at the turn's end) before this reader sets up its receive, which is off the round trip.
+    @inline(__always)
+    private func nextFrame() async throws -> Message {
+        if let message = try transport.tryRecv() { return message }
+        if resumedCalls {
+            resumedCalls = false
+            try await core.yieldUntilTurnEnd()
+        }
+        // Not cancellable: nothing cancels the reader; the connection's end ends its receive.
+        return try await transport.recv(cancellable: false)
+    }
+
     /// Ends the connection with `error`: every pending call fails with it at once.
     private func fail(_ error: RPCError) async {
         guard failure == nil else { return }
         failure = error
         for id in pending.ids { complete(id) { $0.error = error } }
         room.signalAll()
-        wakeReader()
         if let keepalive { core.resume(keepalive) }
         await transport.close()
     }
@@ -402,18 +294,4 @@ public final class RPCConnection<T: Transport> {
             try? await transport.send(writer.bare(.ping, callID: pingID))
         }
     }
-}
-
-/// A turn-end action that runs a closure (``Core/runAtEndOfTurn(_:)`` takes an object).
-final class TurnEndCheck: CoreTurnEndAction {
-    private let action: () -> Void
-    init(_ action: @escaping () -> Void) { self.action = action }
-    func coreTurnDidEnd() { action() }
-}
-
-/// Who may receive on a connection now.
-enum ReadRight {
-    case free
-    case reader
-    case caller
 }
