@@ -31,6 +31,7 @@ extension TCPTransport {
             throw CancellationError()
         } catch {
             receiving = false
+            largeFrame = nil  // the connection ends: the frame's storage (up to maximumFrameSize) goes back now
             // Ended meanwhile by another task (close): report why the connection ended, not how
             // the receive was woken (a shutdown's end of stream, or epoll's cancellation first).
             let thrown: any Error = failure ?? TransportError.from(error, during: "recv")
@@ -137,17 +138,19 @@ extension TCPTransport {
         largeFrame = (storage, length, already)
     }
 
-    /// Receives the rest of the large frame begun, straight into its storage.
+    /// Receives the rest of the large frame begun, straight into its storage; what has arrived
+    /// is recorded after every read, so a cancelled receive leaves it for the next one.
     private func continueLarge(cancellable: Bool) async throws -> Message {
-        let (storage, length, _) = largeFrame! // '!': called only with a large frame begun
-        while let received = largeFrame?.received, received < length {
+        var (storage, length, received) = largeFrame! // '!': called only with a large frame begun
+        while received < length {
             let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
             let n = try await core.recv(
                 fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
             if n == 0 {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
             }
-            largeFrame = (storage, length, received + n)
+            received += n
+            largeFrame = (storage, length, received)
         }
         largeFrame = nil
         return Message(storage: storage, offset: 0, count: length)

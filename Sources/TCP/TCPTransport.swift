@@ -116,6 +116,9 @@ public final class TCPTransport: Transport {
     func fail(_ error: TransportError) async {
         guard failure == nil else { return }
         failure = error
+        // A large frame left by a cancelled receive will never complete: free its storage now,
+        // not when the transport is released (a receive in flight holds its own reference).
+        largeFrame = nil
         // A write in flight still reads the queued frames: its writer drops them when it resumes.
         if !writing { dropQueue() } else { roomForSenders.signalAll() }
         wakeWriter()

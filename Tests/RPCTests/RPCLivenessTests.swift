@@ -34,21 +34,19 @@ struct RPCLivenessTests {
         }
     }
 
-    @Test("Stopping the runtime while a call waits for its response ends the call, and the stop does not hang")
+    @Test("Stopping the runtime while a call waits for its response ends the call with connectionLost, and the stop does not hang")
     func stopWhileACallWaits() async throws {
         let probe = Probe()
         try await TestTransport.tcp.withServer(probe: probe) { runtime, address in
-            let call = try runtime.spawn(on: 0) { core -> String? in
-                await caught {
-                    let rpc = try await TestTransport.tcp.connect(address, on: core)
-                    _ = try await rpc.call(TestAPI.echo, "warm")
-                    _ = try await rpc.call(TestAPI.hold, 31_000)  // never opened: ended by the stop
-                }.map { "\($0)" }
+            let call = try runtime.spawn(on: 0) { core -> RPCError.Code? in
+                let rpc = try await TestTransport.tcp.connect(address, on: core)
+                _ = try await rpc.call(TestAPI.echo, "warm")
+                let error = await caught { _ = try await rpc.call(TestAPI.hold, 31_000) }  // never opened: ended by the stop
+                return (error as? RPCError)?.code
             }
             await probe.until { $0.started.contains(31_000) }
             await runtime.stop()
-            let error = try await call.value
-            #expect(error != nil)
+            #expect(try await call.value == .connectionLost)
         }
     }
 

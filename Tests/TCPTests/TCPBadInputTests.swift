@@ -59,6 +59,43 @@ struct TCPBadInputTests {
         #expect(code(error) == .truncatedFrame)
     }
 
+    @Test("A frame larger than a chunk cut by end of stream is truncatedFrame, and the storage it had filled is let go", arguments: [false, true])
+    func truncatedLarge(cancelledFirst: Bool) async throws {
+        let error = try await check { core, peer, transport in
+            let bytes = frame(payload(sender: 4, sequence: 1, size: 3 * TCPConfiguration().receiveChunkSize))
+            try await rawWrite(core, peer, Array(bytes[..<(bytes.count / 2)]))
+            if cancelledFirst {
+                // A receive cancelled inside the frame leaves its progress for the next one.
+                let reader = Task { _ = core; return await caught { _ = try await transport.recv() } }
+                while transport.largeFrame == nil { try await core.nop() }
+                reader.cancel()
+                _ = await reader.value
+                #expect(transport.largeFrame != nil)
+            }
+            try await core.shutdown(peer, how: Int32(SHUT_WR))
+            let error = await caught { _ = try await transport.recv() }
+            #expect(transport.largeFrame == nil)
+            return error
+        }
+        #expect(code(error) == .truncatedFrame)
+    }
+
+    @Test("Closing a connection whose cancelled receive left a large frame half read lets its storage go")
+    func closeFreesLargeFrame() async throws {
+        let error = try await check { core, peer, transport in
+            let bytes = frame(payload(sender: 4, sequence: 2, size: 3 * TCPConfiguration().receiveChunkSize))
+            try await rawWrite(core, peer, Array(bytes[..<(bytes.count / 2)]))
+            let reader = Task { _ = core; return await caught { _ = try await transport.recv() } }
+            while transport.largeFrame == nil { try await core.nop() }
+            reader.cancel()
+            let cancelled = await reader.value
+            await transport.close()
+            #expect(transport.largeFrame == nil)
+            return cancelled
+        }
+        #expect(error is CancellationError)
+    }
+
     @Test("End of stream between frames is a clean close")
     func cleanClose() async throws {
         let error = try await check { core, peer, transport in
