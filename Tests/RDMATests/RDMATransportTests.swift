@@ -375,6 +375,34 @@ struct RDMATransportLimitTests {
         }
     }
 
+    @Test("A receive that busy polls lets its core serve the ring: a timer fires, and the message it sends is polled")
+    func busyPollingServesTheRing() async throws {
+        try await withRuntime { runtime in
+            let (received, polled) = try await runtime.run(on: 0) { core -> (Bool, Int) in
+                // A window far longer than the test: were the ring not served while the receive
+                // polls, the timer below would fire only once the window ended, and the message
+                // would come by a completion event instead of by a poll.
+                let polling = scaledConfiguration { $0.busyPolling = .seconds(20) }
+                let (client, server, listener) = try await connectedPair(on: core, client: polling, server: scaledConfiguration())
+                let bytes = payload(sender: 7, sequence: 0, size: 64)
+                let sender = Task {
+                    _ = core
+                    try await core.sleep(for: .milliseconds(5))
+                    try await server.send(Message(bytes))
+                }
+                let back = try await client.recv()
+                try await sender.value
+                let result = (back.bytes == bytes, client.statistics.busyPolledReceives)
+                await client.close()
+                await server.close()
+                await listener.close()
+                return result
+            }
+            #expect(received)
+            #expect(polled == 1)
+        }
+    }
+
     @Test("A client on core 1 and a server on core 0 (two per-core contexts on one device) exchange messages")
     func acrossCores() async throws {
         try await withRuntime(cores: 2) { runtime in
