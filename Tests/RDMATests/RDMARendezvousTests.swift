@@ -68,6 +68,41 @@ struct RDMARendezvousTests {
         }
     }
 
+    @Test("A 1 MiB body with a small head (an RPC frame of a 1 MiB payload) is read into a slab chunk, not memory registered for it alone")
+    func megabyteWithHeadInTheSlab() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let (client, server, listener) = try await connectedPair(on: core)
+                let head = payload(sender: 3, sequence: 0, size: 16)
+                let body = payload(sender: 3, sequence: 1, size: 1 << 20)
+                // Both in registered memory, as the RPC layer builds them.
+                var headBuffer = client.allocateBuffer(capacity: head.count)
+                headBuffer.append(contentsOf: head)
+                var buffer = client.allocateBuffer(capacity: body.count)
+                buffer.append(contentsOf: body)
+                // One device context serves both ends (one core): its counters are theirs together.
+                let registrationsBefore = server.registrationStatistics.registrations
+                let refusedBefore = server.device.slab.statistics.refused
+                try await client.send(headBuffer.freeze(), buffer.freeze())
+                let message = try await server.recv()
+                let inSlab = message.baseAddress.flatMap { server.device.slab.region(holding: $0, count: message.count) } != nil
+                let result = ["whole": message.bytes == head + body ? 1 : 0, "inSlab": inSlab ? 1 : 0,
+                              "refused": server.device.slab.statistics.refused - refusedBefore,
+                              "registrations": server.registrationStatistics.registrations - registrationsBefore,
+                              "rendezvous": server.statistics.rendezvousReceives]
+                await client.close()
+                await server.close()
+                await listener.close()
+                return result
+            }
+            #expect(result["whole"] == 1)
+            #expect(result["rendezvous"] == 1)
+            #expect(result["inSlab"] == 1)
+            #expect(result["refused"] == 0)
+            #expect(result["registrations"] == 0)
+        }
+    }
+
     @Test("send(head, body) gathers both without a copy: one SEND of two segments, or a rendezvous of two segments")
     func gathered() async throws {
         try await withRuntime { runtime in

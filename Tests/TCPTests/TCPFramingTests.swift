@@ -47,6 +47,38 @@ struct TCPFramingTests {
         }
     }
 
+    @Test("A frame of a 1 MiB payload and a small header is received into pooled storage, reused frame after frame")
+    func megabytePayloadWithHeaderIsPooled() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (ok, before, after) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                let pool = try TCPBufferPool.on(core).allocator
+                // An RPC frame of a 1 MiB payload: its 16-byte header and the payload.
+                let payloads = (0..<3).map { payload(sender: 2, sequence: $0, size: 1024 * 1024 + 16) }
+                async let written: Void = {
+                    for payload in payloads { try await rawWrite(core, peer, frame(payload)) }
+                }()
+                var all = true
+                let before = pool.statistics
+                for expected in payloads {
+                    let message = try await transport.recv()  // dropped before the next: its storage is free again
+                    all = all && message.bytes == expected
+                }
+                let after = pool.statistics
+                try await written
+                try await core.close(peer)
+                await transport.close()
+                await listener.close()
+                return (all, before, after)
+            }
+            #expect(ok)
+            #expect(after.unpooled == before.unpooled)
+            #expect(after.reused - before.reused >= 2)
+        }
+    }
+
     @Test("Many frames in one write are split out of one read, each inside the pooled chunk")
     func manyFramesOneWriteZeroCopy() async throws {
         try await withRuntime { runtime in
@@ -81,9 +113,10 @@ struct TCPFramingTests {
             let ok = try await runtime.run(on: 0) { core in
                 let (client, server, listener) = try await connectedPair(on: core, group: group)
                 var buffer = client.allocateBuffer(capacity: size)
+                // `size` bytes: the buffer may hold more (its storage is a whole size class).
                 buffer.write { raw in
-                    for i in 0..<raw.count { raw[i] = UInt8(truncatingIfNeeded: i &* 131 &+ i >> 12) }
-                    return raw.count
+                    for i in 0..<size { raw[i] = UInt8(truncatingIfNeeded: i &* 131 &+ i >> 12) }
+                    return size
                 }
                 let message = buffer.freeze()
                 // A task that uses `core` is isolated to it, so it may share the core's

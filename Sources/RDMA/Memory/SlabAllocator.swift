@@ -8,17 +8,20 @@
 public final class SlabAllocator {
     /// Size classes and how much memory each may take.
     public struct Configuration: Sendable, Hashable {
-        /// Chunk sizes, ascending. Default 4 KiB, 64 KiB and 1 MiB.
+        /// Chunk sizes, ascending. Default 4 KiB, 64 KiB and 1 MiB + 4 KiB: the largest holds a
+        /// 1 MiB payload with the headers the layers above add to it (an RPC request or response
+        /// of one is a few bytes over 1 MiB, and would otherwise be read into memory registered
+        /// for it alone, registered and deregistered for every message).
         public var sizeClasses: [Int]
         /// Bytes of one region (one registration). Default 16 MiB; raised to the class size for
         /// classes larger than it.
         public var regionSize: Int
-        /// Regions a class may make at most. Default 8 (128 MiB per class at the default
+        /// Regions a class may make at most. Default 8 (up to 128 MiB per class at the default
         /// region size).
         public var maximumRegionsPerClass: Int
 
         /// A configuration; the defaults suit a core with a few hundred connections.
-        public init(sizeClasses: [Int] = [4096, 64 * 1024, 1024 * 1024], regionSize: Int = 16 * 1024 * 1024,
+        public init(sizeClasses: [Int] = [4096, 64 * 1024, 1024 * 1024 + 4096], regionSize: Int = 16 * 1024 * 1024,
                     maximumRegionsPerClass: Int = 8) {
             self.sizeClasses = sizeClasses
             self.regionSize = regionSize

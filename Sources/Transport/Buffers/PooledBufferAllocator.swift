@@ -19,7 +19,10 @@ public final class PooledBufferAllocator: BufferPool {
 
     /// Size classes and how much each may keep.
     public struct Configuration: Sendable {
-        /// Storage sizes, ascending. Default 256 B, 4 KiB, 64 KiB, 1 MiB.
+        /// Storage sizes, ascending. Default 256 B, 4 KiB, 64 KiB, and 1 MiB + 4 KiB: the largest
+        /// holds a 1 MiB payload with the headers the layers above add to it (a frame of one, an
+        /// RPC request or response, is a few bytes over 1 MiB, and would otherwise get memory of
+        /// its own, allocated and freed for every message).
         public var sizeClasses: [Int]
         /// Storage objects a class may own at most; past it, buffers are not pooled. Default 4096
         /// for classes up to 4 KiB, 256 for 64 KiB, 32 for 1 MiB (about 80 MiB in all).
@@ -27,7 +30,7 @@ public final class PooledBufferAllocator: BufferPool {
 
         /// The defaults.
         public init(
-            sizeClasses: [Int] = [256, 4096, 64 * 1024, 1024 * 1024],
+            sizeClasses: [Int] = [256, 4096, 64 * 1024, 1024 * 1024 + 4096],
             maximumPerClass: @escaping @Sendable (Int) -> Int = { size in
                 size <= 4096 ? 4096 : size <= 64 * 1024 ? 256 : 32
             }
