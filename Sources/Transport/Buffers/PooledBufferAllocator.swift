@@ -25,7 +25,7 @@ public final class PooledBufferAllocator: BufferPool {
         /// its own, allocated and freed for every message).
         public var sizeClasses: [Int]
         /// Storage objects a class may own at most; past it, buffers are not pooled. Default 4096
-        /// for classes up to 4 KiB, 256 for 64 KiB, 32 for 1 MiB (about 80 MiB in all).
+        /// for classes up to 4 KiB, 256 for 64 KiB, 32 above (about 80 MiB in all).
         public var maximumPerClass: @Sendable (Int) -> Int
 
         /// The defaults.
