@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NetRuntime
 @testable import NetRDMA
 import NetTransport
@@ -375,24 +378,35 @@ struct RDMATransportLimitTests {
         }
     }
 
-    @Test("A receive that busy polls lets its core serve the ring: a timer fires, and the message it sends is polled")
+    @Test("A receive that busy polls lets its core serve the ring: an I/O completion is delivered, and the message its task sends is polled")
     func busyPollingServesTheRing() async throws {
         try await withRuntime { runtime in
             let (received, polled) = try await runtime.run(on: 0) { core -> (Bool, Int) in
                 // A window far longer than the test: were the ring not served while the receive
-                // polls, the timer below would fire only once the window ended, and the message
-                // would come by a completion event instead of by a poll.
+                // polls, the completion below would be delivered only once the window ended, and
+                // the message would come by a completion event instead of by a poll.
                 let polling = scaledConfiguration { $0.busyPolling = .seconds(20) }
                 let (client, server, listener) = try await connectedPair(on: core, client: polling, server: scaledConfiguration())
+                // A byte already waiting on a socket: its receive completes at once, but only the
+                // core's ring (io_uring's completion queue, epoll's ready list) delivers that.
+                var ends: [Int32] = [0, 0]
+                #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0, &ends) == 0)
+                var one: UInt8 = 1
+                #expect(write(ends[1], &one, 1) == 1)
                 let bytes = payload(sender: 7, sequence: 0, size: 64)
                 let sender = Task {
                     _ = core
-                    try await core.sleep(for: .milliseconds(5))
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1, alignment: 1)
+                    defer { buffer.deallocate() }
+                    let n = try await core.recv(ends[0], into: buffer, cancellable: false)
                     try await server.send(Message(bytes))
+                    return n
                 }
                 let back = try await client.recv()
-                try await sender.value
-                let result = (back.bytes == bytes, client.statistics.busyPolledReceives)
+                let read = try await sender.value
+                let result = (back.bytes == bytes && read == 1, client.statistics.busyPolledReceives)
+                try await core.close(ends[0])
+                try await core.close(ends[1])
                 await client.close()
                 await server.close()
                 await listener.close()
