@@ -15,7 +15,7 @@ extension Core {
     }
 
     /// Runs one operation on the core's backend and returns its completion (`result >= 0`).
-    /// See ``performOperation(on:_:deadline:isolation:prepare:read:)``.
+    /// See ``performOperation(on:_:deadline:cancellable:prepare:read:)``.
     @inline(__always)
     nonisolated func perform<R>(
         _ name: IOError.Operation, deadline: Deadline? = nil, cancellable: Bool = true,
@@ -246,19 +246,15 @@ public enum IOVectors {
 /// returns only when the operation's own completion has arrived, so whatever its pointers refer
 /// to is never touched by the kernel after the call returns.
 ///
-/// `isolation` is the caller's (the core's actor, or `nil` for nonisolated code that prefers the
-/// core's executor), taken explicitly and used inside the cancellation handler's operation: with
-/// `NonisolatedNonsendingByDefault`, Swift 6.3 runs a plain closure given to
-/// `withTaskCancellationHandler` on the generic executor and does not come back, which moved
-/// tasks off their core (found by the TCP tests). A closure that uses the isolated parameter is
-/// isolated to it.
+/// It is nonisolated(nonsending): it runs in its caller's isolation and, without a cancellation
+/// handler, costs one executor check after the completion (an explicit `isolated` parameter here
+/// cost two more per operation: one on entry, one on the way back).
 ///
 /// - Throws: `CancellationError` if the task was cancelled, ``IOError`` with `ETIMEDOUT` if
 ///   `deadline` passed first, otherwise ``IOError`` with the operation's `errno`.
 @inline(__always)
 func performOperation<R>(
     on core: Core, _ name: IOError.Operation, deadline: Deadline? = nil, cancellable: Bool = true,
-    isolation: isolated (any Actor)? = #isolation,
     prepare: (UnsafeMutableRawPointer) -> IOOperation,
     read: (Completion, UnsafeMutableRawPointer) -> R
 ) async throws -> R {
@@ -271,14 +267,7 @@ func performOperation<R>(
     let executor = core.executor
     let completion: Completion
     if cancellable {
-        completion = await withTaskCancellationHandler {
-            _ = isolation
-            return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-                loop.start(id, operation, continuation: continuation)
-            }
-        } onCancel: {
-            executor.requestCancel(id)
-        }
+        completion = await awaitCancellable(id, executor: executor) { loop.start(id, operation, continuation: $0) }
     } else {
         // No handler: adding and removing one costs the task's status-record lock each time.
         completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
@@ -299,4 +288,26 @@ func performOperation<R>(
         throw IOError(code: code, operation: name)
     }
     return read(completion, scratch)
+}
+
+/// Awaits the completion of operation `id`, which `start` starts with the continuation it is
+/// given, cancelling the operation (`executor.requestCancel`) if the task is cancelled.
+///
+/// `isolation` is the caller's (the core's actor, or `nil` for nonisolated code that prefers the
+/// core's executor), taken explicitly and used inside the handler's operation: with
+/// `NonisolatedNonsendingByDefault`, Swift 6.3 runs a plain closure given to
+/// `withTaskCancellationHandler` on the generic executor and does not come back, which moved
+/// tasks off their core (found by the TCP tests). A closure that uses the isolated parameter is
+/// isolated to it.
+@inline(__always)
+func awaitCancellable(
+    _ id: OperationID, executor: CoreExecutor, isolation: isolated (any Actor)? = #isolation,
+    start: (UnsafeContinuation<Completion, Never>) -> Void
+) async -> Completion {
+    await withTaskCancellationHandler {
+        _ = isolation
+        return await withUnsafeContinuation(start)
+    } onCancel: {
+        executor.requestCancel(id)
+    }
 }

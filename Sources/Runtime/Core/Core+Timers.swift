@@ -12,21 +12,13 @@ extension Core {
     }
 }
 
-/// Sleeps on `core`'s timers; `isolation` is used inside the cancellation handler's operation,
-/// as in ``performOperation(on:_:deadline:isolation:prepare:read:)``.
-func sleepOnCore(_ core: Core, until deadline: Deadline, isolation: isolated (any Actor)? = #isolation) async throws {
+/// Sleeps on `core`'s timers until `deadline`; cancelling the task ends the sleep.
+func sleepOnCore(_ core: Core, until deadline: Deadline) async throws {
     try Task.checkCancellation()
     let loop = try core.loopOnThisThread(.poll)
     let id = loop.table.reserve()
-    let executor = core.executor
-    // Uses `isolation` inside the operation: see `performOperation` for why.
-    let completion = await withTaskCancellationHandler {
-        _ = isolation
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-            loop.startSleep(id, until: deadline, continuation: continuation)
-        }
-    } onCancel: {
-        executor.requestCancel(id)
+    let completion = await awaitCancellable(id, executor: core.executor) {
+        loop.startSleep(id, until: deadline, continuation: $0)
     }
     loop.table.release(id)
     if completion.result < 0 {

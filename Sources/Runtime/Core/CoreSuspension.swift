@@ -23,7 +23,7 @@ public struct CoreWakeHandle: Hashable, Sendable {
 /// - Throws: `CancellationError`, ``IOError`` `ETIMEDOUT` past `deadline`,
 ///   ``RuntimeError/shutDown(_:)`` if the core stops, ``RuntimeError/notOnCore(_:)`` off it.
 public func suspendOnCore(
-    _ core: Core, deadline: Deadline? = nil, cancellable: Bool = true, isolation: isolated (any Actor)? = #isolation,
+    _ core: Core, deadline: Deadline? = nil, cancellable: Bool = true,
     register: (CoreWakeHandle) -> Void
 ) async throws -> Int32 {
     if cancellable { try Task.checkCancellation() }
@@ -31,7 +31,7 @@ public func suspendOnCore(
     let id = loop.table.reserve()
     if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
     register(CoreWakeHandle(id: id))
-    let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable, isolation: isolation)
+    let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable)
     loop.table.release(id)
     // The timer's timeout completes with 1, a resume with its result + 2, a cancel below 0.
     if completion.result == 1 { throw IOError(code: ETIMEDOUT, operation: .poll) }
@@ -42,11 +42,10 @@ public func suspendOnCore(
 
 /// Sleeps as the reserved operation `id` of `loop` until it is woken, its timer fires or (when
 /// `cancellable`) the task is cancelled, and returns the completion that ended it. The waits of
-/// ``suspendOnCore(_:deadline:cancellable:isolation:register:)`` and ``CoreWaitQueue`` share it.
+/// ``suspendOnCore(_:deadline:cancellable:register:)`` and ``CoreWaitQueue`` share it.
 @inline(__always)
 func sleep(
-    on loop: CoreLoop, _ id: OperationID, executor: CoreExecutor, cancellable: Bool,
-    isolation: isolated (any Actor)?
+    on loop: CoreLoop, _ id: OperationID, executor: CoreExecutor, cancellable: Bool
 ) async -> Completion {
     guard cancellable else {
         // No cancellation record: adding and removing one takes the task's status lock twice.
@@ -54,19 +53,11 @@ func sleep(
             loop.startSleep(id, until: nil, continuation: continuation)
         }
     }
-    // Uses `isolation` inside the operation: see `performOperation` for why.
-    return await withTaskCancellationHandler {
-        _ = isolation
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-            loop.startSleep(id, until: nil, continuation: continuation)
-        }
-    } onCancel: {
-        executor.requestCancel(id)
-    }
+    return await awaitCancellable(id, executor: executor) { loop.startSleep(id, until: nil, continuation: $0) }
 }
 
 extension Core {
-    /// Resumes the task suspended with `handle` (see ``suspendOnCore(_:deadline:isolation:register:)``)
+    /// Resumes the task suspended with `handle` (see ``suspendOnCore(_:deadline:cancellable:register:)``)
     /// with `result` (≥ 0). Returns false if it has already ended (cancelled, timed out).
     /// Call on the core's thread.
     @discardableResult

@@ -34,7 +34,7 @@ public final class CoreWaitQueue {
     /// - Throws: `CancellationError` if the task is cancelled, ``IOError`` `ETIMEDOUT` if
     ///   `deadline` passes first, ``RuntimeError/notOnCore(_:)`` off the core.
     public func wait(
-        deadline: Deadline? = nil, cancellable: Bool = true, isolation: isolated (any Actor)? = #isolation
+        deadline: Deadline? = nil, cancellable: Bool = true
     ) async throws {
         if cancellable { try Task.checkCancellation() }
         if permit {
@@ -47,7 +47,7 @@ public final class CoreWaitQueue {
         waiters.append(id)
         // A signal between `reserve` and the sleep is kept by the loop (`wake` on a reserved
         // operation) and ends the sleep as it begins.
-        let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable, isolation: isolation)
+        let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable)
         loop.table.release(id)
         switch completion.result {
         case 0:
