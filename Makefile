@@ -54,8 +54,11 @@ cluster-rdma: deps
 	$(SWIFT) build --product echo-cluster
 	scripts/rdma-vm -- bash -c '.build/debug/echo-cluster --transport rdma --host "$$RDMA_ADDR" --duration 10'
 
+# The Swift runtime linked into the binary, as we recommend deploying latency-bound services:
+# the shared runtime reaches its thread-locals through __tls_get_addr and every runtime call
+# through the PLT (docs/BENCHMARKS.md, "eleventh stop": 0.3 µs per side per round trip here).
 bench: deps
-	$(SWIFT) build -c release --product net-bench
+	$(SWIFT) build -c release --product net-bench --static-swift-stdlib
 
 clean:
 	rm -rf .build

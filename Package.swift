@@ -100,10 +100,12 @@ let package = Package(
             path: "Sources/RDMA",
             swiftSettings: swiftSettings
         ),
+        // The cycle counter net-bench times round trips with (RoundTripClock).
+        .target(name: "CCycleCounter", path: "Benchmarks/CycleCounter"),
         .executableTarget(
             name: "NetBench",
             dependencies: [
-                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetRPC",
+                "NetRuntime", "NetTransport", "NetTCP", "NetRDMA", "NetRPC", "CCycleCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/NetBench",

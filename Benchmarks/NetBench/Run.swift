@@ -130,8 +130,9 @@ enum RuntimeRTT {
         let reply = BenchBuffer(count: max(size, 64 * 1024))
         var samples: [UInt64] = []
         samples.reserveCapacity(spec.count)
-        let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
-        var start = Deadline.now  // one clock read per round trip, as in measureRoundTrips
+        let stop = Deadline.coarseNow + .milliseconds(Int64(spec.maxSeconds * 1000))
+        let clock = RoundTripClock()
+        var start = clock.now()  // one timestamp per round trip, as in measureRoundTrips
         for i in 0..<(spec.warmup + spec.count) {
             // Written at once when the socket has room, as TCPTransport does; the ring takes any rest.
             let now = try core.sendNow(fd, UnsafeRawBufferPointer(out.bytes))
@@ -143,14 +144,14 @@ enum RuntimeRTT {
                 if n == 0 { throw IOError(code: ECONNRESET, operation: .recv) }
                 got += n
             }
-            let end = Deadline.now
+            let end = clock.now()
             if i >= spec.warmup {
-                samples.append(end.nanoseconds - start.nanoseconds)
-                if end >= stop { break }
+                samples.append(end &- start)
+                if Deadline.coarseNow >= stop { break }
             }
             start = end
         }
         try await core.close(fd)
-        return samples
+        return clock.nanoseconds(samples)
     }
 }

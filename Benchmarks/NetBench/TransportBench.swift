@@ -104,21 +104,23 @@ func measureRoundTrips(
     let samples = try await core.spawn { @concurrent () async throws -> [UInt64] in
         var samples: [UInt64] = []
         samples.reserveCapacity(spec.count)
-        let stop = Deadline.now + .milliseconds(Int64(spec.maxSeconds * 1000))
-        // One clock read per round trip, each ending one and starting the next (perftest reads the
-        // TSC; where the clock source makes a read a system call, a second read would count in ours).
-        var start = Deadline.now
+        let stop = Deadline.coarseNow + .milliseconds(Int64(spec.maxSeconds * 1000))
+        // One timestamp per round trip, each ending one and starting the next, from the cycle
+        // counter as perftest's (RoundTripClock); the coarse clock, which costs no system call
+        // anywhere, bounds the run.
+        let clock = RoundTripClock()
+        var start = clock.now()
         for i in 0..<(spec.warmup + spec.count) {
             let size = try await roundTrip()
-            let end = Deadline.now
+            let end = clock.now()
             precondition(size == spec.size, "short echo")
             if i >= spec.warmup {
-                samples.append(end.nanoseconds - start.nanoseconds)
-                if end >= stop { break }
+                samples.append(end &- start)
+                if Deadline.coarseNow >= stop { break }
             }
             start = end
         }
-        return samples
+        return clock.nanoseconds(samples)
     }.value
     let after = core.statistics
     let n = Double(spec.warmup + samples.count)
