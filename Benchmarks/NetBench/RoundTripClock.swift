@@ -6,9 +6,10 @@ import NetRuntime
 /// monotonic clock over the whole run.
 ///
 /// Where the kernel's clock source cannot be read from user space (the soft-RoCE guest's HPET),
-/// every `clock_gettime` is a system call: about 0.9 µs per round trip there, which perftest's
-/// figures do not pay and ours did. On this host the vDSO reads the TSC anyway, so nothing
-/// changes here. `NET_BENCH_CLOCK=monotonic` times with `clock_gettime` instead.
+/// every `clock_gettime` is a system call on the client's path: 1-3 µs of a busy-polled round
+/// trip there in A/Bs (docs/BENCHMARKS.md, "eleventh stop"), which perftest's figures do not pay.
+/// On this host the vDSO reads the TSC anyway, so nothing changes here.
+/// `NET_BENCH_CLOCK=monotonic` times with `clock_gettime` instead.
 struct RoundTripClock {
     /// Whether ticks are cycles (else nanoseconds of the monotonic clock).
     let usesCycles: Bool
