@@ -128,11 +128,7 @@ enum RuntimeRTT {
         try Socket.setNoDelay(fd)
         let out = BenchBuffer(count: size)
         let reply = BenchBuffer(count: max(size, 64 * 1024))
-        var samples: [UInt64] = []
-        samples.reserveCapacity(spec.count)
-        let stop = Deadline.coarseNow + .milliseconds(Int64(spec.maxSeconds * 1000))
-        let clock = RoundTripClock()
-        var start = clock.now()  // one timestamp per round trip, as in measureRoundTrips
+        var timer = try RoundTripTimer(spec)
         for i in 0..<(spec.warmup + spec.count) {
             // Written at once when the socket has room, as TCPTransport does; the ring takes any rest.
             let now = try core.sendNow(fd, UnsafeRawBufferPointer(out.bytes))
@@ -144,14 +140,9 @@ enum RuntimeRTT {
                 if n == 0 { throw IOError(code: ECONNRESET, operation: .recv) }
                 got += n
             }
-            let end = clock.now()
-            if i >= spec.warmup {
-                samples.append(end &- start)
-                if Deadline.coarseNow >= stop { break }
-            }
-            start = end
+            if !timer.lap(i) { break }
         }
         try await core.close(fd)
-        return clock.nanoseconds(samples)
+        return timer.nanoseconds()
     }
 }

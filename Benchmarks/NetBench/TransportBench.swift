@@ -102,25 +102,13 @@ func measureRoundTrips(
 ) async throws -> Measurement {
     let before = core.statistics
     let samples = try await core.spawn { @concurrent () async throws -> [UInt64] in
-        var samples: [UInt64] = []
-        samples.reserveCapacity(spec.count)
-        let stop = Deadline.coarseNow + .milliseconds(Int64(spec.maxSeconds * 1000))
-        // One timestamp per round trip, each ending one and starting the next, from the cycle
-        // counter as perftest's (RoundTripClock); the coarse clock, which costs no system call
-        // anywhere, bounds the run.
-        let clock = RoundTripClock()
-        var start = clock.now()
+        var timer = try RoundTripTimer(spec)
         for i in 0..<(spec.warmup + spec.count) {
             let size = try await roundTrip()
-            let end = clock.now()
             precondition(size == spec.size, "short echo")
-            if i >= spec.warmup {
-                samples.append(end &- start)
-                if Deadline.coarseNow >= stop { break }
-            }
-            start = end
+            if !timer.lap(i) { break }
         }
-        return clock.nanoseconds(samples)
+        return timer.nanoseconds()
     }.value
     let after = core.statistics
     let n = Double(spec.warmup + samples.count)
