@@ -23,15 +23,15 @@ final class CoreLoop {
     /// Actions to run at the end of this turn (``Core/runAtEndOfTurn(_:)``), and the list being run.
     @exclusivity(unchecked) var turnEndActions: [TurnEndEntry] = []
     @exclusivity(unchecked) private var runningTurnEndActions: [TurnEndEntry] = []
-    private var stopping = false
+    @exclusivity(unchecked) private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
-    private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
+    @exclusivity(unchecked) private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
     /// Repeating watches whose poll ended while they go on: armed again between turns (not from
     /// inside the backend's reaping, which a submission may re-enter when the queue is full).
-    private var watchesToRearm: [OperationID] = []
-    private var runningReadyWatches: [(any CoreReadinessHandler, Int32)] = []
+    @exclusivity(unchecked) private var watchesToRearm: [OperationID] = []
+    @exclusivity(unchecked) private var runningReadyWatches: [(any CoreReadinessHandler, Int32)] = []
     /// Whether the last busy turn skipped its kernel entry (see ``run()``).
-    private var pollSkipped = false
+    @exclusivity(unchecked) private var pollSkipped = false
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
     /// core stops, so a shutdown leaves no descriptor behind.
     var ownedDescriptors = Set<Int32>()

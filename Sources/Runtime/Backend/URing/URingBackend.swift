@@ -15,10 +15,11 @@ final class URingBackend: IOBackend {
     private let wakeBuffer: UnsafeMutablePointer<UInt64>
     private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     private let batch = 256
+    // State below is touched only on the core's thread: no dynamic exclusivity checks.
     /// Completions reaped while making room in a full queue, delivered by the next `poll`.
-    private var deferred: [(UInt64, Int32, UInt32)] = []
-    private(set) var submissionQueueFullCount = 0
-    private var closed = false
+    @exclusivity(unchecked) private var deferred: [(UInt64, Int32, UInt32)] = []
+    @exclusivity(unchecked) private(set) var submissionQueueFullCount = 0
+    @exclusivity(unchecked) private var closed = false
     /// Whether the kernel flags pending task work (``pollIdle(_:)`` then skips needless entries).
     private let taskrunFlagged: Bool
 
