@@ -57,6 +57,7 @@ extension RDMATransport {
             slotPosted[slot] = false
             device.slab.free(slots[slot])
         }
+        postReleasedReceives()  // torn down: to the slab
         // Work requests still posted will never complete now: release what they held and fail
         // the one-sided batches waiting on them.
         _ = signals.retireAll()

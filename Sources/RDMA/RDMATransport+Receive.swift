@@ -171,16 +171,41 @@ extension RDMATransport {
         postQueued()
     }
 
-    /// The last message over `slot`'s buffer is gone: post it again (or, once the connection is
-    /// torn down, give the chunk back to the slab).
+    /// The last message over `slot`'s buffer is gone: it is posted again at the core's next poll
+    /// of the completion queue or at the end of this turn, whichever comes first (once the
+    /// connection is torn down, the chunk goes back to the slab at once).
+    ///
+    /// Deferred because a message is most often released just before the reply to it is sent: a
+    /// repost then would delay the reply's doorbell, where after it the repost fills time the
+    /// core spends waiting anyway. Credits are returned only for receives actually posted, so
+    /// the peer never sends into a buffer not yet posted again.
     func released(slot: Int) {
         if tornDown {
             device.slab.free(slots[slot])
         } else if failure == nil {
-            repost(slot: slot)
-            statistics.receivesReposted += 1
-            returnCreditsIfDue()
+            if releasedSlots.isEmpty { context.repostLater(self) }
+            releasedSlots.append(slot)
         }
+    }
+
+    /// Posts the receive buffers released since the last call again and returns their credits if
+    /// due; once the connection is torn down, gives them back to the slab instead.
+    func postReleasedReceives() {
+        guard !releasedSlots.isEmpty else { return }
+        var index = 0
+        // By index: a failed post tears the connection down, and the rest then go to the slab.
+        while index < releasedSlots.count {
+            let slot = releasedSlots[index]
+            index += 1
+            if tornDown {
+                device.slab.free(slots[slot])
+            } else if failure == nil {
+                repost(slot: slot)
+                statistics.receivesReposted += 1
+            }
+        }
+        releasedSlots.removeAll(keepingCapacity: true)
+        if !tornDown { returnCreditsIfDue() }
     }
 
     private func repost(slot: Int) {

@@ -71,8 +71,8 @@ public final class RDMATransport: Transport {
     // Rendezvous (RDMATransport+Rendezvous.swift).
     /// Our large messages the peer is reading (one or two segments each), by token, until its
     /// done message.
-    var lent: [UInt32: [RegisteredBytes]] = [:]
-    var nextToken: UInt32 = 0
+    @exclusivity(unchecked) var lent: [UInt32: [RegisteredBytes]] = [:]
+    @exclusivity(unchecked) var nextToken: UInt32 = 0
     /// The peer's large messages to read, waiting for a send-queue slot.
     @exclusivity(unchecked) var pendingReads = Deque<IncomingRead>()
     /// Tokens of the peer's messages we have read, to tell it in done messages.
@@ -86,6 +86,8 @@ public final class RDMATransport: Transport {
     /// Lends the receive buffers to the messages received into them.
     let receiveLender: ReceiveBufferLender
     @exclusivity(unchecked) var slotPosted: [Bool]
+    /// Receive buffers whose messages are gone, to be posted again (see ``released(slot:)``).
+    @exclusivity(unchecked) var releasedSlots: [Int] = []
     /// Messages received, in order; a rendezvous message holds its place while it is read.
     @exclusivity(unchecked) var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue
@@ -98,7 +100,7 @@ public final class RDMATransport: Transport {
     /// Set when the peer's disconnect is being handled: flushed work requests are expected.
     @exclusivity(unchecked) var peerDisconnecting = false
     /// A send was flushed by a disconnect: the peer left mid-transfer.
-    var sendsLost = false
+    @exclusivity(unchecked) var sendsLost = false
     /// Test hook: send data past the credits, to check the peer's detection of it.
     var ignoresCreditsForTesting = false
 
@@ -239,8 +241,9 @@ public final class RDMATransport: Transport {
         self.slots = slots
         self.receiveLender = ReceiveBufferLender(slab: device.slab, chunks: slots)
         self.slotPosted = Array(repeating: false, count: slots.count)
-        self.number = context.register(self)
+        self.number = try context.register(self)
         receiveLender.transport = self
+        releasedSlots.reserveCapacity(slots.count)
         AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,
                              core: context.core, connection: number)
         for slot in slots.indices {
@@ -254,6 +257,7 @@ public final class RDMATransport: Transport {
 
     deinit {
         teardown()
+        receiveLender.transport = nil  // messages may outlive the connection
     }
 
     /// Applies the peer's handshake (on the dialling side, from the accept) and handles the
@@ -280,7 +284,10 @@ public final class RDMATransport: Transport {
 
     /// Routes the connection's later connection-manager events (disconnect, device removal) to it.
     func watchConnectionEvents() {
-        events.handler = { [weak self] event in self?.connectionEvent(event) }
+        // Not retained, and never called once freed: teardown (which deinit runs) clears it. A
+        // weak capture would cost the transport a side table, and every retain and release a
+        // lookup there.
+        events.handler = { [unowned(unsafe) self] event in self.connectionEvent(event) }
         localAddress = Self.address(rdma_get_local_addr(id))
         peerAddress = Self.address(rdma_get_peer_addr(id))
     }

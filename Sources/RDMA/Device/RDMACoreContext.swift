@@ -12,21 +12,27 @@ import NetTransport
 /// Two kinds of descriptor are watched by the core's ring, each by one long-lived task of the
 /// core (not one per connection): the event channel and each device's completion channel. Both
 /// are non-blocking; no call here ever blocks the core's thread.
-final class RDMACoreContext {
+final class RDMACoreContext: CoreTurnEndAction {
     let core: Core
     let eventChannel: UnsafeMutablePointer<rdma_event_channel>
     /// The configuration of the first connection on the core (completion-queue size, slab).
     let configuration: RDMATransport.Configuration
-    private(set) var devices: [UInt: RDMADeviceContext] = [:]
+    // State below is confined to the core's thread (the context is not Sendable): no dynamic
+    // exclusivity checks.
+    /// The devices in use, by the address of their verbs context: a short list (a machine has a
+    /// device or two), searched without hashing on every completion-channel event.
+    @exclusivity(unchecked) private var devices: [(key: UInt, device: RDMADeviceContext)] = []
     /// Connection-manager ids with someone listening for their events.
-    var queues: [UInt: CMEventQueue] = [:]
+    @exclusivity(unchecked) var queues: [UInt: CMEventQueue] = [:]
     /// Confined to the core's thread: no dynamic exclusivity checks on a lookup per completion.
-    @exclusivity(unchecked) private var connections: [UInt32: WeakTransport] = [:]
-    private var nextNumber: UInt32 = 0
-
-    struct WeakTransport {
-        weak var transport: RDMATransport?
-    }
+    @exclusivity(unchecked) private var connections = ConnectionTable()
+    /// Connections with receive buffers released and not yet posted again, posted at the next
+    /// poll of the completion queue or at the end of the turn (``RDMATransport/released(slot:)``).
+    @exclusivity(unchecked) private var repostsDue: [RDMATransport] = []
+    /// Whether the end of this turn will post them.
+    @exclusivity(unchecked) private var repostScheduled = false
+    /// The pumps serving this context's descriptors, told when the context goes.
+    private var pumps: [Pump] = []
 
     /// The context of `core`, made on first use.
     ///
@@ -52,6 +58,7 @@ final class RDMACoreContext {
     }
 
     deinit {
+        for pump in pumps { pump.context = nil }
         devices.removeAll()
         rdma_destroy_event_channel(eventChannel)
     }
@@ -63,9 +70,9 @@ final class RDMACoreContext {
             throw TransportError(.unavailable, "the address is not on an RDMA device")
         }
         let key = UInt(bitPattern: verbs)
-        if let device = devices[key] { return device }
+        if let device = device(key) { return device }
         let device = try RDMADeviceContext(verbs: verbs, configuration: configuration)
-        devices[key] = device
+        devices.append((key, device))
         startPump(.device(key), descriptor: device.descriptor)
         if AsyncEvents.attach(device: key, core: core) {
             // The first core on the device reads its asynchronous events for the process.
@@ -76,6 +83,12 @@ final class RDMACoreContext {
             }
         }
         return device
+    }
+
+    /// The device context with key `key` (its verbs context's address), if in use.
+    private func device(_ key: UInt) -> RDMADeviceContext? {
+        for entry in devices where entry.key == key { return entry.device }
+        return nil
     }
 
     // MARK: Connection-manager ids
@@ -94,21 +107,57 @@ final class RDMACoreContext {
 
     // MARK: Connections
 
-    /// A number for a new connection, to which its completions are routed from now on.
-    func register(_ transport: RDMATransport) -> UInt32 {
-        repeat { nextNumber &+= 1 } while nextNumber == 0 || connections[nextNumber] != nil
-        connections[nextNumber] = WeakTransport(transport: transport)
-        return nextNumber
+    /// A number for a new connection, to which its completions are routed from now on. The
+    /// transport must unregister before it is freed (the table does not keep it alive).
+    ///
+    /// - Throws: ``TransportError`` `.resourceExhausted` when the core has
+    ///   ``ConnectionTable/capacity`` connections already.
+    func register(_ transport: RDMATransport) throws(TransportError) -> UInt32 {
+        guard let number = connections.insert(transport) else {
+            throw TransportError(.resourceExhausted, "\(ConnectionTable.capacity) RDMA connections on one core")
+        }
+        return number
     }
 
     /// Stops routing completions to connection `number` (its queue pair is gone).
     func unregister(connection number: UInt32) {
-        connections.removeValue(forKey: number)
+        connections.remove(number)
+    }
+
+    /// Posts `transport`'s released receive buffers at the next poll of the completion queue or
+    /// at the end of this turn, whichever comes first.
+    func repostLater(_ transport: RDMATransport) {
+        repostsDue.append(transport)
+        guard !repostScheduled else { return }
+        do {
+            try core.runAtEndOfTurn(self)
+            repostScheduled = true
+        } catch {
+            assertionFailure("an RDMA context is used only on its core: \(error)")
+            postDueReceives()
+        }
+    }
+
+    /// Posts the receive buffers released since the last call again.
+    func postDueReceives() {
+        guard !repostsDue.isEmpty else { return }
+        var index = 0
+        while index < repostsDue.count {  // by index: a post may add a connection
+            repostsDue[index].postReleasedReceives()
+            index += 1
+        }
+        repostsDue.removeAll(keepingCapacity: true)
+    }
+
+    /// The end of a turn in which receive buffers were released (``repostLater(_:)``).
+    func coreTurnDidEnd() {
+        repostScheduled = false
+        postDueReceives()
     }
 
     /// Fails connection `number` (its queue pair had a fatal asynchronous event).
     func fail(connection number: UInt32, _ error: TransportError) {
-        guard let transport = connections[number]?.transport else { return }
+        guard let transport = connections[number] else { return }
         // Completions already in the queue come first (a message that arrived is delivered).
         drainCompletions(of: transport.device)
         transport.fail(error)
@@ -116,8 +165,8 @@ final class RDMACoreContext {
 
     /// Fails every connection on the device `key` (it had a fatal error).
     func failAll(onDevice key: UInt, _ error: TransportError) {
-        for entry in connections.values {
-            guard let transport = entry.transport, UInt(bitPattern: transport.device.verbs) == key else { continue }
+        for transport in connections.all {
+            guard UInt(bitPattern: transport.device.verbs) == key else { continue }
             transport.fail(error)
         }
     }
@@ -138,11 +187,12 @@ final class RDMACoreContext {
             serviceConnectionManager()
             return true
         case .device(let key):
-            guard let device = devices[key] else { return false }
+            guard let device = device(key) else { return false }
             device.serviceCompletions(route)
+            postDueReceives()
             return true
         case .asyncEvents(let key):
-            guard let device = devices[key] else {
+            guard let device = device(key) else {
                 AsyncEvents.unwatch(device: key)
                 return false
             }
@@ -155,18 +205,22 @@ final class RDMACoreContext {
     /// disconnect is acted on, so messages that arrived first are delivered first).
     func drainCompletions(of device: RDMADeviceContext) {
         device.pollUntilEmpty(route)
+        // After the poll: a message already there is delivered first.
+        postDueReceives()
     }
 
     /// Routes one completion by its `wr_id` (the only field valid on error). Completions of a
     /// connection already gone (flushed after its queue pair was destroyed) are dropped.
     private func route(_ completion: WorkCompletion) {
-        connections[completion.id.connection]?.transport?.completed(completion)
+        connections[completion.id.connection]?.completed(completion)
     }
 
     private func startPump(_ target: PumpTarget, descriptor: Int32) {
         // The first service runs at the end of this turn, once the caller has the context.
         do {
-            try core.runAtEndOfTurn(Pump(context: self, target: target, descriptor: descriptor))
+            let pump = Pump(context: self, target: target, descriptor: descriptor)
+            pumps.append(pump)
+            try core.runAtEndOfTurn(pump)
         } catch {
             assertionFailure("an RDMA context is used only on its core: \(error)")
         }
@@ -184,8 +238,10 @@ final class RDMACoreContext {
 /// re-arms the queue and polls it until it is empty. The other two channels carry events that
 /// must all be read, so their pumps ask again after each service.
 private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
-    /// Weak: the core's locals own the context (until the core stops); the pump only serves it.
-    weak var context: RDMACoreContext?
+    /// Not retained: the core's locals own the context (until the core stops), and its deinit
+    /// clears this (a weak reference would cost the context a side table, and every retain and
+    /// release of it a lookup there).
+    unowned(unsafe) var context: RDMACoreContext?
     let core: Core
     let target: RDMACoreContext.PumpTarget
     let descriptor: Int32

@@ -18,10 +18,11 @@ final class RDMADeviceContext {
     let completionQueue: UnsafeMutablePointer<ibv_cq>
     /// Entries the completion queue holds (what the device granted, maybe more than asked).
     let completionCapacity: Int
+    // State below is touched only on the core's thread: no dynamic exclusivity checks.
     /// Entries reserved by the connections (send depth + receive depth each).
-    private(set) var completionsReserved = 0
+    @exclusivity(unchecked) private(set) var completionsReserved = 0
     /// Completion-channel events not yet acknowledged: acks take a mutex, so they are batched.
-    private var unacknowledgedEvents: UInt32 = 0
+    @exclusivity(unchecked) private var unacknowledgedEvents: UInt32 = 0
     static let acknowledgeBatch: UInt32 = 64
     /// The registered slab of the core on this device.
     let slab: SlabAllocator

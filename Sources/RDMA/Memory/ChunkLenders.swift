@@ -25,8 +25,10 @@ final class SlabChunkLender: BufferStorageOwner {
 /// slab once it is gone. One per connection: a received message costs its storage object and
 /// nothing else.
 final class ReceiveBufferLender: BufferStorageOwner {
-    /// Weak: messages may outlive their connection.
-    weak var transport: RDMATransport?
+    /// Not retained, and cleared by the transport's deinit: messages may outlive their
+    /// connection. (A weak reference would cost the transport a side table, and every retain
+    /// and release of it a lookup there.)
+    unowned(unsafe) var transport: RDMATransport?
     let slab: SlabAllocator
     let chunks: [SlabAllocator.Chunk]
 
