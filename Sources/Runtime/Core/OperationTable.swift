@@ -113,9 +113,11 @@ struct OperationTable {
 
     /// The slot's state if `id` still names it, else `nil` (the operation has ended).
     func state(of id: OperationID) -> State? {
-        guard Int(id.index) < slots.count else { return nil }
-        let slot = slots[Int(id.index)]
-        return slot.generation == id.generation && slot.state != .free ? slot.state : nil
+        let i = Int(id.index)
+        guard i < slots.count else { return nil }
+        // Field by field: a copy of the slot would retain and release its waiter's handler.
+        let state = slots[i].state
+        return slots[i].generation == id.generation && state != .free ? state : nil
     }
 
     func isCancelRequested(_ id: OperationID) -> Bool { slots[Int(id.index)].cancelRequested }
