@@ -204,7 +204,7 @@ extension RDMATransport {
                 statistics.receivesReposted += 1
             }
         }
-        releasedSlots.removeAll(keepingCapacity: true)
+        releasedSlots.emptyKeepingStorage()
         if !tornDown { returnCreditsIfDue() }
     }
 

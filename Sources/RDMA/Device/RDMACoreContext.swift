@@ -146,7 +146,7 @@ final class RDMACoreContext: CoreTurnEndAction {
             repostsDue[index].postReleasedReceives()
             index += 1
         }
-        repostsDue.removeAll(keepingCapacity: true)
+        repostsDue.emptyKeepingStorage()
     }
 
     /// The end of a turn in which receive buffers were released (``repostLater(_:)``).

@@ -194,7 +194,7 @@ final class CoreLoop {
     private func runReadyWatches() {
         swap(&readyWatches, &runningReadyWatches)
         for (handler, result) in runningReadyWatches { handler.coreDescriptorIsReadable(result) }
-        runningReadyWatches.removeAll(keepingCapacity: true)
+        runningReadyWatches.emptyKeepingStorage()
         // After the handlers: a poll armed before they served would find the old readiness.
         if !watchesToRearm.isEmpty { rearmWatches() }
     }
@@ -294,7 +294,7 @@ final class CoreLoop {
             case .task(let continuation): continuation.resume()
             }
         }
-        runningTurnEndActions.removeAll(keepingCapacity: true)
+        runningTurnEndActions.emptyKeepingStorage()
     }
 
     private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [unowned self] token, result, flags in
