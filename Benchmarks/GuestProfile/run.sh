@@ -23,7 +23,8 @@ guest_script=$(cat <<'EOS'
 set -u -o pipefail
 out=.build/guest-profile
 mark() { echo "MARK $*"; sleep 3; }  # the host dumps the counts on seeing this, while all idles
-maps() { sleep 0.5; for p in $(pgrep -x "$1"); do echo "== $p $(tr '\0' ' ' </proc/"$p"/cmdline)"; cat /proc/"$p"/maps; done >>"$out/maps-$2.txt"; }
+# Both runs read the maps (the reading's own instructions then cancel out); the second keeps them.
+maps() { sleep 0.5; for p in $(pgrep -x "$1"); do echo "== $p $(tr '\0' ' ' </proc/"$p"/cmdline)"; cat /proc/"$p"/maps; done >>"$2"; }
 if [ "$MODE" = busy ]; then e=""; extra="--rdma-busy-poll-us 100000"; else e="-e"; extra=""; fi
 cat /proc/kallsyms >"$out/kallsyms.txt"
 sleep 2
@@ -31,7 +32,8 @@ for n in "$N1" "$N2"; do
     mark "perftest $n"
     taskset -c 0 setarch -R ib_send_lat -F $e -d "$RDMA_DEVICE" -x "$RDMA_GID_INDEX" -s 64 -n "$n" -p 18515 >/dev/null 2>&1 &
     s=$!; sleep 1
-    [ "$n" = "$N2" ] && (maps ib_send_lat perftest &)
+    if [ "$n" = "$N2" ]; then dest="$out/maps-perftest.txt"; else dest=/dev/null; fi
+    (maps ib_send_lat "$dest" &)
     taskset -c 1 setarch -R ib_send_lat -F $e -d "$RDMA_DEVICE" -x "$RDMA_GID_INDEX" -s 64 -n "$n" -p 18515 "$RDMA_ADDR" >/dev/null 2>&1
     wait "$s"
 done
@@ -40,7 +42,8 @@ for n in "$N1" "$N2"; do
     taskset -c 0 setarch -R $out/net-bench serve --layer transport --transport rdma $extra --host "$RDMA_ADDR" --port 0 >/tmp/serve.log 2>&1 &
     s=$!; port=""
     for _ in $(seq 600); do port=$(sed -n 's/^LISTENING port=//p' /tmp/serve.log); [ -n "$port" ] && break; sleep 0.1; done
-    [ "$n" = "$N2" ] && (maps net-bench ours &)
+    if [ "$n" = "$N2" ]; then dest="$out/maps-ours.txt"; else dest=/dev/null; fi
+    (maps net-bench "$dest" &)
     taskset -c 1 setarch -R $out/net-bench run --layer transport --transport rdma $extra --workload rtt \
         --warmup 300 --count $((n - 300)) --max-s 600 --host "$RDMA_ADDR" --port "$port" 2>/dev/null | grep RESULT
     kill "$s"; wait "$s" 2>/dev/null
