@@ -68,7 +68,7 @@ extension RDMATransport {
     private func pollForMessage(for duration: Duration) async {
         var deadline: Deadline?
         var polls = 0
-        while failure == nil {
+        while isOpen {
             context.drainCompletions(of: device)
             if hasReadyMessage {
                 statistics.busyPolledReceives += 1
@@ -83,7 +83,7 @@ extension RDMATransport {
                     deadline = now + duration
                 }
             }
-            if polls & 255 == 0 || (polls & 1 == 0 && core.hasQueuedJobs) {
+            if polls & 255 == 0 || (polls & 1 == 0 && core.hasQueuedJobsOnItsThread) {
                 await Task.yield()
             }
         }

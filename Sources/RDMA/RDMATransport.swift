@@ -310,7 +310,10 @@ public final class RDMATransport: Transport {
     }
 
     /// Whether the connection is still usable.
-    public var isOpen: Bool { failure == nil }
+    public var isOpen: Bool {
+        // A pattern, not `failure == nil`, which copies the error out (a busy poll asks every poll).
+        if case .none = failure { true } else { false }
+    }
 
     /// Credits left: receives the peer has posted for us (the last few kept for credit returns).
     public var credits: Int { flow.credits }
