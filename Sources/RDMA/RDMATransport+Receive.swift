@@ -83,7 +83,7 @@ extension RDMATransport {
                     deadline = now + duration
                 }
             }
-            if polls & 255 == 0 || (polls & 1 == 0 && core.hasQueuedJobsOnItsThread) {
+            if polls & 255 == 0 || (polls & 1 == 0 && core.hasQueuedJobs) {
                 await Task.yield()
             }
         }

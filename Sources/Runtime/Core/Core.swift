@@ -84,13 +84,6 @@ public actor Core {
         return !executor.loop.jobs.isEmpty
     }
 
-    /// ``hasQueuedJobs`` without its thread check, for code that runs on this core's thread
-    /// by construction (a core-confined transport's busy-polling loop asks every other poll, and
-    /// the check is two libc calls). Off the core's thread the answer is meaningless.
-    package nonisolated var hasQueuedJobsOnItsThread: Bool {
-        !executor.loop.jobs.isEmpty
-    }
-
     /// The executor of the core whose thread is calling, if any: a task started with it as its
     /// preference runs on this core.
     public nonisolated static var currentExecutor: CoreExecutor? { CoreThread.current }

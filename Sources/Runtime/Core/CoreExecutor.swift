@@ -51,9 +51,11 @@ public final class CoreExecutor: TaskExecutor,
         serial = CoreSerialExecutor(self)
     }
 
-    /// Whether the caller runs on this core's thread.
+    /// Whether the caller runs on this core's thread. Asked on every enqueue and operation, and
+    /// every other poll of a busy-polling receive: glibc's `pthread_t` is the thread's address,
+    /// which `pthread_equal` only compares, so the comparison is made here without that call.
     @inline(__always)
-    var isOnCoreThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
+    var isOnCoreThread: Bool { pthread_self() == thread }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         enqueue(CoreJob(UnownedJob(job), isolated: false))
