@@ -201,6 +201,15 @@ final class RDMACoreContext: CoreTurnEndAction {
         }
     }
 
+    /// Delivers the completions of the device `key` that its channel's readiness announced,
+    /// without reading the channel's event or re-arming the queue: ``service(_:)`` does both at
+    /// the end of the turn. False if the device is gone.
+    func deliverCompletions(ofDevice key: UInt) -> Bool {
+        guard let device = device(key) else { return false }
+        drainCompletions(of: device)
+        return true
+    }
+
     /// Polls `device`'s queue until it is empty, without waiting for its channel (before a
     /// disconnect is acted on, so messages that arrived first are delivered first).
     func drainCompletions(of device: RDMADeviceContext) {
@@ -235,8 +244,10 @@ final class RDMACoreContext: CoreTurnEndAction {
 ///
 /// A completion channel is watched once for good (``Core/watchReadable(_:_:)``: one multishot
 /// poll on io_uring, no submission per event): its readiness is only a hint, since each service
-/// re-arms the queue and polls it until it is empty. The other two channels carry events that
-/// must all be read, so their pumps ask again after each service.
+/// re-arms the queue and polls it until it is empty. A readiness delivers the completions at
+/// once and leaves the event's read and the re-arm to the end of the turn, after the woken tasks
+/// have sent (see ``RDMADeviceContext/serviceCompletions(_:)``). The other two channels carry
+/// events that must all be read, so their pumps ask again after each service.
 private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     /// Not retained: the core's locals own the context (until the core stops), and its deinit
     /// clears this (a weak reference would cost the context a side table, and every retain and
@@ -247,6 +258,8 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     let descriptor: Int32
     /// The completion channel's lasting watch, once started.
     private var watch: CoreReadinessWatch?
+    /// Whether a full service (read the channel's event, re-arm, poll) waits for the turn's end.
+    private var serviceScheduled = false
 
     init(context: RDMACoreContext, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
         self.context = context
@@ -255,12 +268,26 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
         self.descriptor = descriptor
     }
 
-    /// The first service, at the end of the turn that started the pump.
-    func coreTurnDidEnd() { serve() }
+    /// The first service, at the end of the turn that started the pump; for a completion
+    /// channel also the service that follows each readiness.
+    func coreTurnDidEnd() {
+        serviceScheduled = false
+        serve()
+    }
 
     func coreDescriptorIsReadable(_ result: Int32) {
         guard result >= 0 else { return end() }  // the core is stopping
-        serve()
+        guard case .device(let key) = target, watch != nil else { return serve() }
+        // Completions first: the tasks they wake run in this turn, and post their replies
+        // before the channel's event is read and the queue re-armed, at the turn's end.
+        guard let context, context.deliverCompletions(ofDevice: key) else { return end() }
+        guard !serviceScheduled else { return }
+        do {
+            try core.runAtEndOfTurn(self)
+            serviceScheduled = true
+        } catch {
+            serve()  // not on the core: cannot happen for a pump the core runs; serve at once
+        }
     }
 
     private func serve() {

@@ -157,9 +157,13 @@ final class RDMADeviceContext {
         completionsReserved -= count
     }
 
-    /// Takes the channel's pending events (acknowledged in batches), re-arms the queue, then
+    /// Takes the channel's pending event (acknowledged in batches), re-arms the queue, then
     /// polls until it is empty, handing each completion to `handle`. Arming before the last
     /// poll means a completion that lands after it raises a new event: none is missed.
+    ///
+    /// On a readiness the core first only polls (``pollUntilEmpty(_:)``) and calls this at the
+    /// end of the turn, once the tasks those completions woke have run: the read of the event
+    /// and the re-arm (two system calls) then come after their replies were posted, not before.
     func serviceCompletions(_ handle: (WorkCompletion) -> Void) {
         var cq: UnsafeMutablePointer<ibv_cq>?
         var context: UnsafeMutableRawPointer?
