@@ -270,7 +270,7 @@ func performOperation<R>(
         completion = await awaitCancellable(id, executor: executor) { loop.start(id, operation, continuation: $0) }
     } else {
         // No handler: adding and removing one costs the task's status-record lock each time.
-        completion = await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+        completion = await withCoreContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
             loop.start(id, operation, continuation: continuation)
         }
     }

@@ -40,6 +40,17 @@ public func suspendOnCore(
     throw RuntimeError.shutDown("core \(core.index) stopped during a wait")
 }
 
+/// Suspends the task with a continuation that `start` is given, without the executor check
+/// that `withUnsafeContinuation` makes before it: its `isolated` parameter makes Swift 6.3 hop
+/// to the caller's isolation first, a look-up of the task's executor preference under its
+/// status-record lock, though nonisolated(nonsending) code is already there. The check after the
+/// resume stays (the caller's own), so the task goes on in its isolation as before. Call it only
+/// from nonisolated(nonsending) code, and inline it, so that the caller makes that check.
+@inline(__always)
+func withCoreContinuation<T>(_ start: (UnsafeContinuation<T, Never>) -> Void) async -> T {
+    await _unsafeInheritExecutor_withUnsafeContinuation(start)
+}
+
 /// Sleeps as the reserved operation `id` of `loop` until it is woken, its timer fires or (when
 /// `cancellable`) the task is cancelled, and returns the completion that ended it. The waits of
 /// ``suspendOnCore(_:deadline:cancellable:register:)`` and ``CoreWaitQueue`` share it.
@@ -49,7 +60,7 @@ func sleep(
 ) async -> Completion {
     guard cancellable else {
         // No cancellation record: adding and removing one takes the task's status lock twice.
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
+        return await withCoreContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
             loop.startSleep(id, until: nil, continuation: continuation)
         }
     }

@@ -37,7 +37,7 @@ extension Core {
             throw RuntimeError.notOnCore("Core.yieldUntilTurnEnd off core \(index)'s thread")
         }
         let loop: CoreLoop = executor.loop
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+        await withCoreContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             loop.turnEndActions.append(.task(continuation))
         }
     }
