@@ -58,15 +58,17 @@ extension RDMATransport {
     /// Busy polling: drains the completion queue until a message is ready (found by this poll or
     /// by the core's completion task meanwhile), the connection ends or `duration` passes.
     ///
-    /// It yields to the core only when needed, since a yield (a job and a task switch) costs far
-    /// more than a poll of an empty completion queue, and the poll's rate is how soon a message
-    /// is seen: when another task waits for the core (looked at every 2nd poll), and every 256th
-    /// poll so that the core's ring (other connections' I/O, timers) is served too. The clock is
-    /// read every 64th poll, and the time starts at the first read: where the clock source makes
-    /// every read a system call (many VMs) a read costs more than many polls, and a message that
-    /// comes within 64 polls costs no read at all.
+    /// It yields to the core only when needed, since a yield (a job, a task switch, often a
+    /// system call to the ring) costs far more than a poll of an empty completion queue, and a
+    /// message that lands during one waits for it: when another task waits for the core (looked
+    /// at every 2nd poll), and once per ``Configuration/busyPollingServiceInterval`` so that the
+    /// core's ring (other connections' I/O, timers) is served too. The clock is read every 64th
+    /// poll, and the time starts at the first read: where the clock source makes every read a
+    /// system call (many VMs) a read costs more than many polls, and a message that comes within
+    /// 64 polls costs no read at all.
     private func pollForMessage(for duration: Duration) async {
         var deadline: Deadline?
+        var nextService = Deadline.distantFuture
         var polls = 0
         while isOpen {
             context.drainCompletions(of: device)
@@ -75,17 +77,21 @@ extension RDMATransport {
                 return
             }
             polls &+= 1
+            var serve = polls & 1 == 0 && core.hasQueuedJobs
             if polls & 63 == 0 {
                 let now = Deadline.now
                 if let deadline {
                     if now >= deadline { return }
                 } else {
                     deadline = now + duration
+                    nextService = now + configuration.busyPollingServiceInterval
+                }
+                if now >= nextService {
+                    serve = true
+                    nextService = now + configuration.busyPollingServiceInterval
                 }
             }
-            if polls & 255 == 0 || (polls & 1 == 0 && core.hasQueuedJobs) {
-                await Task.yield()
-            }
+            if serve { await Task.yield() }
         }
     }
 
