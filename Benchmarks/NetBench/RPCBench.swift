@@ -44,7 +44,9 @@ enum RPCClientBench {
         switch spec.workload {
         case .rtt:
             let rpc = connections[0]
-            return try await measureRoundTrips(spec, on: core) { try await rpc.call(BenchAPI.echo, payload, options: options).count }
+            return try await measureRoundTrips(spec, on: core) {
+                try await timeRoundTrips(spec) { try await rpc.call(BenchAPI.echo, payload, options: options).count }
+            }
         case .rate, .bulk:
             let tally = Tally()
             for rpc in connections where spec.batched {

@@ -70,8 +70,8 @@ struct Run: AsyncParsableCommand {
             let measurement = try await runtime.run(on: 0) { core in
                 switch (layer, transport) {
                 case (.runtime, _): Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
-                case (.transport, .tcp): try await TransportClient.measure(spec, dialer: TCPDialer(), on: core)
-                case (.transport, .rdma): try await TransportClient.measure(spec, dialer: RDMADialer(configuration: rdma), on: core)
+                case (.transport, .tcp): try await TransportClient.measure(spec, dialer: TCPDialer(), on: core, roundTrips: DirectLoops.timeRoundTrips)
+                case (.transport, .rdma): try await TransportClient.measure(spec, dialer: RDMADialer(configuration: rdma), on: core, roundTrips: DirectLoops.timeRoundTrips)
                 case (.rpc, .tcp): try await RPCClientBench.measure(spec, dialer: TCPDialer(), on: core)
                 case (.rpc, .rdma): try await RPCClientBench.measure(spec, dialer: RDMADialer(configuration: rdma), on: core)
                 }

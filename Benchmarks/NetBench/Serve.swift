@@ -41,7 +41,7 @@ struct Serve: AsyncParsableCommand {
         if layer == .transport {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
             listening(group.address.port)
-            _ = try await runtime.runOnEveryCore { core in try await TransportEcho.serve(try group.listener(on: core), on: core) }
+            _ = try await runtime.runOnEveryCore { core in try await TransportEcho.serve(try group.listener(on: core), on: core, reader: DirectLoops.echo) }
             return
         }
         // One listener per core on one port (SO_REUSEPORT): the kernel spreads connections.
@@ -68,7 +68,7 @@ struct Serve: AsyncParsableCommand {
             if layer == .rpc {
                 try await RPCServer(services: [BenchService(handler: handler)], configuration: Self.rpcConfiguration).serve(listener)
             } else {
-                try await TransportEcho.serve(listener, on: core)
+                try await TransportEcho.serve(listener, on: core, reader: DirectLoops.echo)
             }
         }
     }

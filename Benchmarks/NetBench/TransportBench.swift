@@ -3,30 +3,24 @@ import NetTransport
 
 /// The framed echo over a `Transport`: the same shape as the peers' length-prefixed echo.
 enum TransportEcho {
-    /// Accepts from `listener` (on its core) and echoes every frame back as it is (the received
-    /// message itself is sent: no copy). Each connection's reader is the loop a server would
-    /// write: frames already read and sends that need no wait take the synchronous fast paths,
-    /// and the receive is not cancellable (the reader ends with its connection).
-    static func serve<Listener: TransportListener>(_ listener: Listener, on core: isolated Core) async throws {
+    /// Accepts from `listener` (on its core) and runs `reader` (``DirectLoops``' `echo`) on each
+    /// connection, in a task of its own on the core.
+    static func serve<Listener: TransportListener>(
+        _ listener: Listener, on core: isolated Core, reader: @escaping (Listener.Connection) async -> Void
+    ) async throws {
         while true {
             let connection = try await listener.accept()
-            try core.spawn {
-                do {
-                    while true {
-                        let message = try await connection.nextFrame(cancellable: false)
-                        if try !connection.trySend(message) { try await connection.send(message) }
-                    }
-                } catch {}
-                await connection.close()
-            }
+            try core.spawn { await reader(connection) }
         }
     }
 }
 
 /// The client side of the transport workloads, over the connections `dialer` makes.
 enum TransportClient {
+    /// `roundTrips` times the rtt workload over one connection (``DirectLoops``).
     static func measure<Dialer: TransportDialer>(
-        _ spec: WorkloadSpec, dialer: Dialer, on core: isolated Core
+        _ spec: WorkloadSpec, dialer: Dialer, on core: isolated Core,
+        roundTrips: @escaping (WorkloadSpec, Dialer.Connection, Message) async throws -> [UInt64]
     ) async throws -> Measurement {
         var connections: [Dialer.Connection] = []
         for _ in 0..<spec.connections { connections.append(try await dialer.dial(spec.address, on: core)) }
@@ -35,10 +29,7 @@ enum TransportClient {
         switch spec.workload {
         case .rtt:
             let c = connections[0]
-            return try await measureRoundTrips(spec, on: core) {
-                if try !c.trySend(payload) { try await c.send(payload) }
-                return try await c.recv(cancellable: false).count
-            }
+            return try await measureRoundTrips(spec, on: core) { try await roundTrips(spec, c, payload) }
         case .rate, .bulk:
             return try await pipelined(connections, payload: payload, spec: spec, on: core)
         }
@@ -88,30 +79,33 @@ final class Tally {
     var stopped = false
 }
 
-/// Times `spec.count` round trips after `spec.warmup` (stopping at `spec.maxSeconds`), and notes
-/// the client core's jobs, remote jobs and parks per round trip. `roundTrip` returns the reply's size.
+/// Runs `loop`, which times `spec.warmup + spec.count` round trips, and notes the client core's
+/// jobs, remote jobs and parks per round trip.
 ///
 /// The loop runs in a task of its own, nonisolated on the core's executor (``Core/spawn(_:)``),
 /// as docs/RUNTIME.md recommends for a connection's loop: isolated to the core's actor, every
-/// await would end in a hop back to the actor. `roundTrip` runs in the loop's own context
-/// (nonisolated(nonsending)): declared `@concurrent`, each call cost the measured round trip an
-/// executor switch of the harness's own (`swift_task_switch` per round trip on the client: 6 to 5
-/// for the transport, 14 to 13 for RPC).
+/// await would end in a hop back to the actor. The task's closure calls `loop` once; the loop
+/// itself is nonisolated(nonsending) code (``DirectLoops``, ``timeRoundTrips(_:_:)``).
 func measureRoundTrips(
-    _ spec: WorkloadSpec, on core: isolated Core, _ roundTrip: @escaping () async throws -> Int
+    _ spec: WorkloadSpec, on core: isolated Core, _ loop: @escaping () async throws -> [UInt64]
 ) async throws -> Measurement {
     let before = core.statistics
-    let samples = try await core.spawn { @concurrent () async throws -> [UInt64] in
-        var timer = try RoundTripTimer(spec)
-        for i in 0..<(spec.warmup + spec.count) {
-            let size = try await roundTrip()
-            precondition(size == spec.size, "short echo")
-            if !timer.lap(i) { break }
-        }
-        return timer.nanoseconds()
-    }.value
+    let samples = try await core.spawn { @concurrent in try await loop() }.value
     let after = core.statistics
     let n = Double(spec.warmup + samples.count)
     note("# client core per round trip: \(format(Double(after.jobsRun - before.jobsRun) / n)) jobs, \(format(Double(after.remoteJobs - before.remoteJobs) / n)) from other threads, \(format(Double(after.parks - before.parks) / n)) parks")
     return Measurement(samples: samples)
+}
+
+/// Times `spec.count` round trips after `spec.warmup` (stopping at `spec.maxSeconds`), each a call
+/// of `roundTrip`, which returns the reply's size (the RPC workloads; generic code, so each call
+/// and each await in it ends in an executor check, see ``DirectLoops``).
+func timeRoundTrips(_ spec: WorkloadSpec, _ roundTrip: () async throws -> Int) async throws -> [UInt64] {
+    var timer = try RoundTripTimer(spec)
+    for i in 0..<(spec.warmup + spec.count) {
+        let size = try await roundTrip()
+        precondition(size == spec.size, "short echo")
+        if !timer.lap(i) { break }
+    }
+    return timer.nanoseconds()
 }

@@ -1,0 +1,67 @@
+import NetRDMA
+import NetTCP
+import NetTransport
+
+/// The transport benchmark's per-message loops, written once per concrete transport.
+///
+/// Swift 6.3 ends every await through a protocol requirement or a function value in an executor
+/// check, even when the callee is nonisolated(nonsending) and even once specialized; a direct
+/// call of a concrete transport's method makes none (docs/RUNTIME.md). A check looks up the
+/// task's executor preference under its status-record lock: about 340 guest instructions, on
+/// the round trip's critical path. So the transport workloads call `TCPTransport` and
+/// `RDMATransport` directly, as code that holds one does; generic code over `Transport` (the
+/// pool, RPC) pays one check per await of the transport.
+enum DirectLoops {
+    /// One connection's reader: echoes every frame back as it is (the received message itself is
+    /// sent: no copy). Frames already read and sends that need no wait take the synchronous fast
+    /// paths, and the receive is not cancellable (the reader ends with its connection).
+    static func echo(_ connection: RDMATransport) async {
+        do {
+            while true {
+                // Not `nextFrame`: a protocol extension, which calls `recv` through the protocol.
+                let message: Message
+                if let ready = try connection.tryRecv() { message = ready } else { message = try await connection.recv(cancellable: false) }
+                if try !connection.trySend(message) { try await connection.send(message) }
+            }
+        } catch {}
+        await connection.close()
+    }
+
+    /// ``echo(_:)-(RDMATransport)`` over TCP.
+    static func echo(_ connection: TCPTransport) async {
+        do {
+            while true {
+                // Not `nextFrame`: a protocol extension, which calls `recv` through the protocol.
+                let message: Message
+                if let ready = try connection.tryRecv() { message = ready } else { message = try await connection.recv(cancellable: false) }
+                if try !connection.trySend(message) { try await connection.send(message) }
+            }
+        } catch {}
+        await connection.close()
+    }
+
+    /// Times `spec.count` round trips over `connection` after `spec.warmup` (stopping at
+    /// `spec.maxSeconds`): send `payload`, receive the echo.
+    static func timeRoundTrips(_ spec: WorkloadSpec, over connection: RDMATransport, sending payload: Message) async throws -> [UInt64] {
+        var timer = try RoundTripTimer(spec)
+        for i in 0..<(spec.warmup + spec.count) {
+            if try !connection.trySend(payload) { try await connection.send(payload) }
+            let size = try await connection.recv(cancellable: false).count
+            precondition(size == spec.size, "short echo")
+            if !timer.lap(i) { break }
+        }
+        return timer.nanoseconds()
+    }
+
+    /// ``timeRoundTrips(_:over:sending:)-(_,RDMATransport,_)`` over TCP.
+    static func timeRoundTrips(_ spec: WorkloadSpec, over connection: TCPTransport, sending payload: Message) async throws -> [UInt64] {
+        var timer = try RoundTripTimer(spec)
+        for i in 0..<(spec.warmup + spec.count) {
+            if try !connection.trySend(payload) { try await connection.send(payload) }
+            let size = try await connection.recv(cancellable: false).count
+            precondition(size == spec.size, "short echo")
+            if !timer.lap(i) { break }
+        }
+        return timer.nanoseconds()
+    }
+}
