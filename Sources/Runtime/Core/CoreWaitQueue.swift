@@ -73,6 +73,12 @@ public final class CoreWaitQueue {
 
     /// Wakes the task that has waited longest, if any is still waiting.
     public func signalOne() {
+        // No waiter (a busy-polling receiver finds its message itself): keep the signal, and
+        // skip the thread check, which costs a throwing call.
+        guard !waiters.isEmpty else {
+            permit = true
+            return
+        }
         guard let loop = try? core.loopOnThisThread(.poll) else { return }
         while let id = waiters.popFirst() {
             if loop.wake(id, result: 0) { return }
