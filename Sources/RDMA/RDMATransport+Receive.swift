@@ -19,8 +19,8 @@ extension RDMATransport {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
-        if let spin = configuration.busyPolling, !hasReadyMessage, failure == nil {
-            await pollForMessage(for: spin)
+        if let spin = busyPollNanoseconds, !hasReadyMessage, failure == nil {
+            await pollForMessage(forNanoseconds: spin)
         }
         while true {
             if let failure, failure.code != .closed { throw failure }
@@ -66,9 +66,9 @@ extension RDMATransport {
     /// poll, and the time starts at the first read: where the clock source makes every read a
     /// system call (many VMs) a read costs more than many polls, and a message that comes within
     /// 64 polls costs no read at all.
-    private func pollForMessage(for duration: Duration) async {
-        var deadline: Deadline?
-        var nextService = Deadline.distantFuture
+    private func pollForMessage(forNanoseconds duration: UInt64) async {
+        var deadline: UInt64?
+        var nextService = UInt64.max
         var polls = 0
         while isOpen {
             context.drainCompletions(of: device)
@@ -79,16 +79,16 @@ extension RDMATransport {
             polls &+= 1
             var serve = polls & 1 == 0 && core.hasQueuedJobs
             if polls & 63 == 0 {
-                let now = Deadline.now
+                let now = Deadline.now.nanoseconds
                 if let deadline {
                     if now >= deadline { return }
                 } else {
-                    deadline = now + duration
-                    nextService = now + configuration.busyPollingServiceInterval
+                    deadline = now &+ duration
+                    nextService = now &+ busyPollServiceNanoseconds
                 }
                 if now >= nextService {
                     serve = true
-                    nextService = now + configuration.busyPollingServiceInterval
+                    nextService = now &+ busyPollServiceNanoseconds
                 }
             }
             if serve { await Task.yield() }

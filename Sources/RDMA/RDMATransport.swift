@@ -41,6 +41,11 @@ public final class RDMATransport: Transport {
     private(set) var number: UInt32 = 0
     /// What the device granted for inline sends.
     let inlineLimit: Int
+    /// ``Configuration/busyPolling`` and ``Configuration/busyPollingServiceInterval`` in
+    /// nanoseconds, converted once: a `Duration`'s conversion costs hundreds of instructions
+    /// (128-bit arithmetic), and a busy-polling receive needs both.
+    let busyPollNanoseconds: UInt64?
+    let busyPollServiceNanoseconds: UInt64
     let completionsReserved: Int
 
     // The connection is confined to its core's thread (non-Sendable): the dynamic exclusivity
@@ -221,6 +226,8 @@ public final class RDMATransport: Transport {
         self.events = events
         self.queuePair = qp
         self.inlineLimit = min(configuration.inlineThreshold, Int(granted.max_inline_data))
+        self.busyPollNanoseconds = configuration.busyPolling.map { UInt64(max(0, $0.nanosecondsClamped)) }
+        self.busyPollServiceNanoseconds = UInt64(max(0, configuration.busyPollingServiceInterval.nanosecondsClamped))
         self.completionsReserved = reserve
         let own = configuration
         let readDepth = Int(min(configuration.readDepth, device.maximumReadDepth))
