@@ -19,8 +19,9 @@ extension RDMATransport {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
-        if let spin = busyPollNanoseconds, !hasReadyMessage, failure == nil {
-            await pollForMessage(forNanoseconds: spin)
+        if let spin = busyPollNanoseconds, failure == nil {
+            if let message = takeReadyMessage() { return message }
+            if let message = await pollForMessage(forNanoseconds: spin) { return message }
         }
         while true {
             if let failure, failure.code != .closed { throw failure }
@@ -37,26 +38,23 @@ extension RDMATransport {
         return takeReadyMessage()
     }
 
-    /// Whether the next message in order is whole (a rendezvous message is once read).
-    var hasReadyMessage: Bool {
-        switch ready.first {
-        case .message: true
-        case .read(let read): read.isComplete
-        case nil: false
-        }
-    }
-
-    /// The next message in order, if it is whole.
+    /// The next message in order, if it is whole. Taken out of the queue, not copied and then
+    /// removed (a copy retains the message's storage, the removal releases it): a rendezvous
+    /// message still being read goes back to the front.
     private func takeReadyMessage() -> Message? {
-        guard hasReadyMessage else { return nil }
-        switch ready.removeFirst() {
+        guard let first = ready.popFirst() else { return nil }
+        switch first {
         case .message(let message): return message
-        case .read(let read): return read.message
+        case .read(let read):
+            if read.isComplete { return read.message }
+            ready.prepend(first)
+            return nil
         }
     }
 
     /// Busy polling: drains the completion queue until a message is ready (found by this poll or
-    /// by the core's completion task meanwhile), the connection ends or `duration` passes.
+    /// by the core's completion task meanwhile), and returns it; nil when the connection ends or
+    /// `duration` passes.
     ///
     /// It yields to the core only when needed, since a yield (a job, a task switch, often a
     /// system call to the ring) costs far more than a poll of an empty completion queue, and a
@@ -66,22 +64,23 @@ extension RDMATransport {
     /// poll, and the time starts at the first read: where the clock source makes every read a
     /// system call (many VMs) a read costs more than many polls, and a message that comes within
     /// 64 polls costs no read at all.
-    private func pollForMessage(forNanoseconds duration: UInt64) async {
+    private func pollForMessage(forNanoseconds duration: UInt64) async -> Message? {
         var deadline: UInt64?
         var nextService = UInt64.max
         var polls = 0
         while isOpen {
             context.drainCompletions(of: device)
-            if hasReadyMessage {
+            guard isOpen else { return nil }  // the caller reports the end, as a waiting receive does
+            if let message = takeReadyMessage() {
                 statistics.busyPolledReceives += 1
-                return
+                return message
             }
             polls &+= 1
             var serve = polls & 1 == 0 && core.hasQueuedJobs
             if polls & 63 == 0 {
                 let now = Deadline.now.nanoseconds
                 if let deadline {
-                    if now >= deadline { return }
+                    if now >= deadline { return nil }
                 } else {
                     deadline = now &+ duration
                     nextService = now &+ busyPollServiceNanoseconds
@@ -93,6 +92,7 @@ extension RDMATransport {
             }
             if serve { await Task.yield() }
         }
+        return nil
     }
 
     /// Posts the receive buffer of `slot`; false if the post failed.
