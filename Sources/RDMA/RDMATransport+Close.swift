@@ -12,7 +12,7 @@ extension RDMATransport {
     /// ``TransportError/Code/closed``.
     public func close() async {
         let deadline = Deadline.now + configuration.closeTimeout
-        while failure == nil, !pending.isEmpty || signals.inFlight > 0 || !lent.isEmpty || !readTokens.isEmpty,
+        while isOpen, !pending.isEmpty || signals.inFlight > 0 || !lent.isEmpty || !readTokens.isEmpty,
               !deadline.hasPassed {
             if pending.isEmpty && signals.unsignaledRun > 0 {
                 // Unsignaled sends never complete on their own: one signaled message retires them.
@@ -30,7 +30,7 @@ extension RDMATransport {
     /// Ends the connection with `error`: queued sends fail with it, waiting receivers wake, the
     /// queue pair is disconnected and destroyed. Idempotent.
     func fail(_ error: TransportError) {
-        guard failure == nil else { return }
+        guard isOpen else { return }
         failure = error
         let failed = pending
         pending.removeAll()

@@ -9,7 +9,7 @@ extension RDMATransport {
     /// - Parameter force: send one signaled message whatever is owed (a graceful close uses it to
     ///   learn that every earlier send has completed).
     func returnCreditsIfDue(force: Bool = false) {
-        while failure == nil, flow.wantsCreditReturn || force,
+        while isOpen, flow.wantsCreditReturn || force,
               flow.canSendCreditReturn, signals.canPost {
             let credits = flow.creditReturnSent()
             let (sequence, signaled) = signals.post(forceSignal: force)

@@ -110,7 +110,7 @@ extension RDMATransport {
         }
         // Room in the send queue for the whole batch, after any batch already waiting.
         do {
-            while failure == nil, signals.inFlight + operations.count > signals.queueDepth {
+            while isOpen, signals.inFlight + operations.count > signals.queueDepth {
                 try await oneSidedWaiters.wait()
             }
             try checkOpen()

@@ -19,7 +19,7 @@ extension RDMATransport {
         guard !receiving else { throw TransportError(.concurrentReceive, "recv called while another recv is in progress") }
         receiving = true
         defer { receiving = false }
-        if let spin = busyPollNanoseconds, failure == nil {
+        if let spin = busyPollNanoseconds, isOpen {
             if let message = takeReadyMessage() { return message }
             if let message = await pollForMessage(forNanoseconds: spin) { return message }
         }
@@ -111,13 +111,13 @@ extension RDMATransport {
         guard slots.indices.contains(slot) else { return }
         slotPosted[slot] = false
         guard completion.succeeded else {
-            if failure == nil && !peerDisconnecting {
+            if isOpen && !peerDisconnecting {
                 fail(TransportError(.connectionReset, "a receive failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
             }
             if tornDown { device.slab.free(slots[slot]) }
             return
         }
-        guard failure == nil else { return }
+        guard isOpen else { return }
         guard let raw = completion.immediate, let immediate = ImmediateData(raw: raw) else {
             fail(TransportError(.protocolViolation, "a message without valid immediate data"))
             return
@@ -188,7 +188,7 @@ extension RDMATransport {
     func released(slot: Int) {
         if tornDown {
             device.slab.free(slots[slot])
-        } else if failure == nil {
+        } else if isOpen {
             if releasedSlots.isEmpty { context.repostLater(self) }
             releasedSlots.append(slot)
         }
@@ -205,7 +205,7 @@ extension RDMATransport {
             index += 1
             if tornDown {
                 device.slab.free(slots[slot])
-            } else if failure == nil {
+            } else if isOpen {
                 repost(slot: slot)
                 statistics.receivesReposted += 1
             }

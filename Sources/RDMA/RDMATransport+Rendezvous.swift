@@ -109,7 +109,7 @@ extension RDMATransport {
     /// bytes of one buffer, linked, the last signaled. Memory that cannot be had ends the
     /// connection (with the error, which names RLIMIT_MEMLOCK when that is why).
     func postQueuedReads() {
-        while let read = pendingReads.first, failure == nil,
+        while let read = pendingReads.first, isOpen,
               signals.inFlight + read.request.segments.count <= signals.queueDepth {
             pendingReads.removeFirst()
             let request = read.request
@@ -162,7 +162,7 @@ extension RDMATransport {
 
     /// Sends done messages for the messages read, while credits and the send queue allow.
     func postDoneMessages() {
-        while !readTokens.isEmpty, canPostData, failure == nil {
+        while !readTokens.isEmpty, canPostData, isOpen {
             let tokens = readTokens.prefix(RendezvousDone.maximumTokens)
             do {
                 let payload = try controlPayload(capacity: RendezvousDone.maximumTokens * 4) { out in

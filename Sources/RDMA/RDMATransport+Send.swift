@@ -61,7 +61,7 @@ extension RDMATransport {
         postQueuedReads()
         postDoneMessages()
         var posted = false
-        while let entry = pending.first, canPostData, failure == nil {
+        while let entry = pending.first, canPostData, isOpen {
             pending.removeFirst()
             do {
                 try postData(entry.head, entry.body)
@@ -176,7 +176,7 @@ extension RDMATransport {
     func sendCompleted(_ completion: WorkCompletion) {
         guard completion.succeeded else {
             if peerDisconnecting { sendsLost = true }
-            if failure == nil && !peerDisconnecting {
+            if isOpen && !peerDisconnecting {
                 fail(TransportError(.connectionReset, "a send-queue work request failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
             }
             return
