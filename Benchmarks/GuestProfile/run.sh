@@ -24,7 +24,14 @@ set -u -o pipefail
 out=.build/guest-profile
 mark() { echo "MARK $*"; sleep 3; }  # the host dumps the counts on seeing this, while all idles
 # Both runs read the maps (the reading's own instructions then cancel out); the second keeps them.
-maps() { sleep 0.5; for p in $(pgrep -x "$1"); do echo "== $p $(tr '\0' ' ' </proc/"$p"/cmdline)"; cat /proc/"$p"/maps; done >>"$2"; }
+# Only the server's are read, and kept for the client too: both run the same binary with
+# `setarch -R`, so their code lies at the same addresses, and the server lives through the whole
+# run, where a busy-polled perftest client of N2 round trips can end before the read.
+maps() {
+    sleep 0.5
+    p=$(pgrep -x -o "$1")
+    for _ in server client; do echo "== $p $(tr '\0' ' ' </proc/"$p"/cmdline)"; cat /proc/"$p"/maps; done >>"$2"
+}
 if [ "$MODE" = busy ]; then e=""; extra="--rdma-busy-poll-us 100000"; else e="-e"; extra=""; fi
 cat /proc/kallsyms >"$out/kallsyms.txt"
 sleep 2
