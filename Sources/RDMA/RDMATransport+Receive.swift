@@ -68,7 +68,7 @@ extension RDMATransport {
         var deadline: UInt64?
         var nextService = UInt64.max
         var polls = 0
-        while isOpen {
+        while true {
             context.drainCompletions(of: device)
             guard isOpen else { return nil }  // the caller reports the end, as a waiting receive does
             if let message = takeReadyMessage() {
@@ -92,7 +92,6 @@ extension RDMATransport {
             }
             if serve { await Task.yield() }
         }
-        return nil
     }
 
     /// Posts the receive buffer of `slot`; false if the post failed.

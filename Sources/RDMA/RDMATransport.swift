@@ -318,7 +318,8 @@ public final class RDMATransport: Transport {
 
     /// Whether the connection is still usable.
     public var isOpen: Bool {
-        // A pattern, not `failure == nil`, which copies the error out (a busy poll asks every poll).
+        // A pattern, not `failure == nil`, which loads the whole optional error (seven words) and
+        // copies it when one is set; the pattern tests its tag (a busy poll asks every poll).
         if case .none = failure { true } else { false }
     }
 
