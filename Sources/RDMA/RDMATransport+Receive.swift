@@ -209,7 +209,7 @@ extension RDMATransport {
                 statistics.receivesReposted += 1
             }
         }
-        releasedSlots.emptyKeepingStorage()
+        releasedSlots.removeAll()
         if !tornDown { returnCreditsIfDue() }
     }
 

@@ -92,7 +92,7 @@ public final class RDMATransport: Transport {
     let receiveLender: ReceiveBufferLender
     @exclusivity(unchecked) var slotPosted: [Bool]
     /// Receive buffers whose messages are gone, to be posted again (see ``released(slot:)``).
-    @exclusivity(unchecked) var releasedSlots: [Int] = []
+    @exclusivity(unchecked) var releasedSlots = CoreList<Int>()
     /// Messages received, in order; a rendezvous message holds its place while it is read.
     @exclusivity(unchecked) var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue
@@ -250,7 +250,6 @@ public final class RDMATransport: Transport {
         self.slotPosted = Array(repeating: false, count: slots.count)
         self.number = try context.register(self)
         receiveLender.transport = self
-        releasedSlots.reserveCapacity(slots.count)
         AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,
                              core: context.core, connection: number)
         for slot in slots.indices {

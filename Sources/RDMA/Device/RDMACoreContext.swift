@@ -28,9 +28,12 @@ final class RDMACoreContext: CoreTurnEndAction {
     @exclusivity(unchecked) private var connections = ConnectionTable()
     /// Connections with receive buffers released and not yet posted again, posted at the next
     /// poll of the completion queue or at the end of the turn (``RDMATransport/released(slot:)``).
-    @exclusivity(unchecked) private var repostsDue: [RDMATransport] = []
+    @exclusivity(unchecked) private var repostsDue = CoreList<RDMATransport>()
     /// Whether the end of this turn will post them.
     @exclusivity(unchecked) private var repostScheduled = false
+    /// How many completion-channel services wait for the end of this turn: each posts the due
+    /// receives too, so a release needs no end-of-turn action of its own meanwhile.
+    @exclusivity(unchecked) fileprivate var completionServicesScheduled = 0
     /// The pumps serving this context's descriptors, told when the context goes.
     private var pumps: [Pump] = []
 
@@ -128,7 +131,7 @@ final class RDMACoreContext: CoreTurnEndAction {
     /// at the end of this turn, whichever comes first.
     func repostLater(_ transport: RDMATransport) {
         repostsDue.append(transport)
-        guard !repostScheduled else { return }
+        guard !repostScheduled, completionServicesScheduled == 0 else { return }
         do {
             try core.runAtEndOfTurn(self)
             repostScheduled = true
@@ -146,7 +149,7 @@ final class RDMACoreContext: CoreTurnEndAction {
             repostsDue[index].postReleasedReceives()
             index += 1
         }
-        repostsDue.emptyKeepingStorage()
+        repostsDue.removeAll()
     }
 
     /// The end of a turn in which receive buffers were released (``repostLater(_:)``).
@@ -271,8 +274,14 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     /// The first service, at the end of the turn that started the pump; for a completion
     /// channel also the service that follows each readiness.
     func coreTurnDidEnd() {
-        serviceScheduled = false
+        if serviceScheduled {
+            serviceScheduled = false
+            context?.completionServicesScheduled -= 1
+        }
         serve()
+        // Reposts left to this service (``RDMACoreContext/repostLater(_:)``): a device service
+        // posts them, but not one whose device is gone.
+        context?.postDueReceives()
     }
 
     func coreDescriptorIsReadable(_ result: Int32) {
@@ -285,6 +294,7 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
         do {
             try core.runAtEndOfTurn(self)
             serviceScheduled = true
+            context.completionServicesScheduled += 1
         } catch {
             serve()  // not on the core: cannot happen for a pump the core runs; serve at once
         }

@@ -39,8 +39,17 @@ public final class CoreExecutor: TaskExecutor,
     /// Jobs that arrived after the core stopped (they cannot run anywhere: reported in logs).
     let droppedJobs = Atomic<Int>(0)
 
-    /// The core's loop; set on the core's thread before the executor is published.
-    var loop: CoreLoop!
+    /// The core's loop; set on the core's thread before the executor is published, with
+    /// ``ownedLoop``, and never changed after.
+    ///
+    /// Not retained here: ``ownedLoop`` keeps it for the executor's life. A strong reference
+    /// would be retained and released around each use (an enqueue, a wait), since the compiler
+    /// cannot see that it never changes.
+    unowned(unsafe) var loop: CoreLoop!
+    /// Keeps ``loop`` alive.
+    var ownedLoop: CoreLoop? {
+        didSet { loop = ownedLoop }
+    }
     /// The core's thread; set before the executor is published.
     var thread = pthread_t()
     var waker = Waker(fd: -1)

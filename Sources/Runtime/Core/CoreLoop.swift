@@ -21,15 +21,15 @@ final class CoreLoop {
     @exclusivity(unchecked) var timers = TimerQueue()
     @exclusivity(unchecked) var statistics = CoreStatistics()
     /// Actions to run at the end of this turn (``Core/runAtEndOfTurn(_:)``), and the list being run.
-    @exclusivity(unchecked) var turnEndActions: [TurnEndEntry] = []
-    @exclusivity(unchecked) private var runningTurnEndActions: [TurnEndEntry] = []
+    @exclusivity(unchecked) var turnEndActions = CoreList<TurnEndEntry>(capacity: 64)
+    @exclusivity(unchecked) private var runningTurnEndActions = CoreList<TurnEndEntry>(capacity: 64)
     @exclusivity(unchecked) private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
-    @exclusivity(unchecked) private var readyWatches: [(any CoreReadinessHandler, Int32)] = []
+    @exclusivity(unchecked) private var readyWatches = CoreList<(any CoreReadinessHandler, Int32)>()
     /// Repeating watches whose poll ended while they go on: armed again between turns (not from
     /// inside the backend's reaping, which a submission may re-enter when the queue is full).
     @exclusivity(unchecked) private var watchesToRearm: [OperationID] = []
-    @exclusivity(unchecked) private var runningReadyWatches: [(any CoreReadinessHandler, Int32)] = []
+    @exclusivity(unchecked) private var runningReadyWatches = CoreList<(any CoreReadinessHandler, Int32)>()
     /// Whether the last busy turn skipped its kernel entry (see ``run()``).
     @exclusivity(unchecked) private var pollSkipped = false
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
@@ -48,8 +48,6 @@ final class CoreLoop {
         self.backend = backend
         self.executor = executor
         jobs.reserveCapacity(1024)
-        turnEndActions.reserveCapacity(64)
-        runningTurnEndActions.reserveCapacity(64)
     }
 
     /// How many jobs enqueued during a turn may run in that turn
@@ -166,7 +164,7 @@ final class CoreLoop {
         case .inFlight?, .sleeping?, .reserved?: break
         default: return
         }
-        if result >= 0, case .repeating(let handler, _)? = table.waiter(of: id) {
+        if result >= 0, let handler = table.repeatingHandler(of: id) {
             // The watch goes on: its poll stays armed (`F_MORE`), or is armed again between turns.
             if flags & CURING_CQE_F_MORE == 0 { watchesToRearm.append(id) }
             readyWatches.append((handler, result))
@@ -193,8 +191,7 @@ final class CoreLoop {
     /// Calls the handlers of the readiness watches that completed; those they start run later.
     private func runReadyWatches() {
         swap(&readyWatches, &runningReadyWatches)
-        for (handler, result) in runningReadyWatches { handler.coreDescriptorIsReadable(result) }
-        runningReadyWatches.emptyKeepingStorage()
+        runningReadyWatches.removeAll { watch in watch.0.coreDescriptorIsReadable(watch.1) }
         // After the handlers: a poll armed before they served would find the old readiness.
         if !watchesToRearm.isEmpty { rearmWatches() }
     }
@@ -288,13 +285,12 @@ final class CoreLoop {
     /// Runs the actions registered for the end of this turn; those they register run next turn.
     private func runTurnEndActions() {
         swap(&turnEndActions, &runningTurnEndActions)
-        for entry in runningTurnEndActions {
+        runningTurnEndActions.removeAll { entry in
             switch entry {
             case .action(let action): action.coreTurnDidEnd()
             case .task(let continuation): continuation.resume()
             }
         }
-        runningTurnEndActions.emptyKeepingStorage()
     }
 
     private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [unowned self] token, result, flags in

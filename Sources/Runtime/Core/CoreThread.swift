@@ -50,7 +50,7 @@ enum CoreThread {
             }
             executor.thread = pthread_self()
             executor.waker = backend.waker
-            executor.loop = CoreLoop(
+            executor.ownedLoop = CoreLoop(
                 index: index, cpu: cpu, backend: backend, executor: executor, settings: settings)
             CoreThread.setCurrent(executor)
             sem_post(&handshake.semaphore)

@@ -14,8 +14,11 @@ extension Core {
     /// Runs `action` at the end of the core's current turn (see ``CoreTurnEndAction``). The core
     /// holds `action` until then. Registering an action twice runs it twice.
     ///
+    /// `action` is consumed: the caller's reference moves into the core's list, which costs no
+    /// retain of its own.
+    ///
     /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread.
-    public nonisolated func runAtEndOfTurn(_ action: any CoreTurnEndAction) throws(RuntimeError) {
+    public nonisolated func runAtEndOfTurn(_ action: consuming any CoreTurnEndAction) throws(RuntimeError) {
         guard executor.isOnCoreThread else {
             throw RuntimeError.notOnCore("Core.runAtEndOfTurn off core \(index)'s thread")
         }

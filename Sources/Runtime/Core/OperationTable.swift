@@ -28,8 +28,8 @@ struct Completion {
 
 /// The core's table of operations in flight. Slots are reused (no allocation per operation at
 /// steady state); each holds the continuation its completion resumes. Used on the core's thread
-/// only.
-struct OperationTable {
+/// only; its lists are ``CoreList``s, which need no uniqueness check per change.
+struct OperationTable: ~Copyable {
     enum State: UInt8 {
         case free
         /// Reserved by a caller that has not started the operation yet.
@@ -64,8 +64,8 @@ struct OperationTable {
         case repeating(any CoreReadinessHandler, fd: Int32)
     }
 
-    private(set) var slots: [Slot] = []
-    private var freeList: [UInt32] = []
+    private var slots = CoreList<Slot>(capacity: 64)
+    private var freeList = CoreList<UInt32>(capacity: 64)
     private var scratchChunks: [UnsafeMutableRawPointer] = []
     /// Bytes of scratch memory per slot: room for a `sockaddr_storage` (128) and a `msghdr` (56).
     static let scratchSize = 256
@@ -151,6 +151,15 @@ struct OperationTable {
     /// still names its slot).
     func waiter(of id: OperationID) -> Waiter? { slots[Int(id.index)].waiter }
 
+    /// The handler of pending operation `id` if it is a repeating watch (the caller has checked
+    /// that `id` still names its slot). Copies the handler only, not the whole waiter.
+    func repeatingHandler(of id: OperationID) -> (any CoreReadinessHandler)? {
+        switch slots[Int(id.index)].waiter {
+        case .repeating(let handler, _)?: return handler
+        default: return nil
+        }
+    }
+
     /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
     func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
         guard state(of: id) == .inFlight, case .repeating(let handler, let fd)? = waiter(of: id) else { return nil }
@@ -162,9 +171,8 @@ struct OperationTable {
     /// its caller until ``release(_:)``.
     mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (waiter: Waiter?, completion: Completion) {
         let i = Int(id.index)
-        let waiter = slots[i].waiter
+        let waiter = slots[i].waiter.take()
         let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
-        slots[i].waiter = nil
         slots[i].state = .completed
         pendingCount -= 1
         return (waiter, completion)
@@ -183,14 +191,14 @@ struct OperationTable {
 
     /// Every operation handed to the backend and not yet completed.
     var inFlight: [OperationID] {
-        slots.indices.compactMap { i in
+        (0..<slots.count).compactMap { i in
             slots[i].state == .inFlight ? OperationID(index: UInt32(i), generation: slots[i].generation) : nil
         }
     }
 
     /// Every sleep not yet ended.
     var sleeping: [OperationID] {
-        slots.indices.compactMap { i in
+        (0..<slots.count).compactMap { i in
             slots[i].state == .sleeping ? OperationID(index: UInt32(i), generation: slots[i].generation) : nil
         }
     }

@@ -1,0 +1,106 @@
+/// A growable list for one core's own bookkeeping (its operation slots, its end-of-turn and
+/// readiness work lists, a transport's buffers to repost), on memory it owns outright.
+///
+/// An `Array` checks at every mutation that its storage is not shared (a runtime call), and
+/// copies of its elements in and out retain and release them. A core's lists are never shared,
+/// and their elements move in and out: this list is non-copyable, so it needs no such check,
+/// and ``append(_:)`` and ``removeAll(_:)`` move elements rather than copy them. Indexing is
+/// bounds-checked, like an `Array`'s.
+///
+/// Its storage doubles when full and is never shrunk. Inlinable throughout, so that the
+/// layers above get it specialized for their element types.
+@frozen
+package struct CoreList<Element>: ~Copyable {
+    @usableFromInline var base: UnsafeMutablePointer<Element>
+    @usableFromInline var capacity: Int
+    /// The number of elements.
+    package private(set) var count: Int
+
+    /// An empty list with room for `capacity` elements before it grows.
+    @inlinable
+    package init(capacity: Int = 16) {
+        self.capacity = Swift.max(capacity, 1)
+        base = .allocate(capacity: self.capacity)
+        count = 0
+    }
+
+    @inlinable
+    deinit {
+        base.deinitialize(count: count)
+        base.deallocate()
+    }
+
+    /// Whether the list has no elements.
+    @inlinable @inline(__always)
+    package var isEmpty: Bool { count == 0 }
+
+    /// Adds `element` at the end.
+    @inlinable @inline(__always)
+    package mutating func append(_ element: consuming Element) {
+        if count == capacity { grow() }
+        (base + count).initialize(to: element)
+        count &+= 1
+    }
+
+    @inlinable @inline(never)
+    mutating func grow() {
+        let bigger = UnsafeMutablePointer<Element>.allocate(capacity: capacity * 2)
+        bigger.moveInitialize(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity *= 2
+    }
+
+    /// The element at `index`, read and written in place.
+    @inlinable
+    package subscript(index: Int) -> Element {
+        @inline(__always)
+        unsafeAddress {
+            precondition(index >= 0 && index < count, "CoreList index out of range")
+            return UnsafePointer(base + index)
+        }
+        @inline(__always)
+        unsafeMutableAddress {
+            precondition(index >= 0 && index < count, "CoreList index out of range")
+            return base + index
+        }
+    }
+
+    /// Removes and returns the last element, or nil if the list is empty.
+    @inlinable @inline(__always)
+    package mutating func popLast() -> Element? {
+        guard count > 0 else { return nil }
+        count &-= 1
+        return (base + count).move()
+    }
+
+    /// Removes every element, first to last, handing each to `body`. The list keeps its storage.
+    /// `body` must not use this list (to add work while draining one list, double-buffer: swap
+    /// in another first, as a core's loop does).
+    @inlinable @inline(__always)
+    package mutating func removeAll(_ body: (consuming Element) -> Void) {
+        let n = count
+        count = 0  // first: if `body` traps, the moved-out elements are not destroyed twice
+        var i = 0
+        while i < n {
+            body((base + i).move())
+            i &+= 1
+        }
+    }
+
+    /// Removes every element. The list keeps its storage.
+    @inlinable @inline(__always)
+    package mutating func removeAll() {
+        let n = count
+        count = 0
+        base.deinitialize(count: n)
+    }
+}
+
+extension CoreList where Element: Copyable {
+    /// Every element, first to last, copied into an array (for tests and for rare, slow paths).
+    @inlinable
+    package var elements: [Element] {
+        Array(UnsafeBufferPointer(start: base, count: count))
+    }
+}
