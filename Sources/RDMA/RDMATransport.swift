@@ -90,7 +90,8 @@ public final class RDMATransport: Transport {
     let slots: [SlabAllocator.Chunk]
     /// Lends the receive buffers to the messages received into them.
     let receiveLender: ReceiveBufferLender
-    @exclusivity(unchecked) var slotPosted: [Bool]
+    /// Whether each receive buffer is posted now.
+    @exclusivity(unchecked) var slotPosted: CoreList<Bool>
     /// Receive buffers whose messages are gone, to be posted again (see ``released(slot:)``).
     @exclusivity(unchecked) var releasedSlots = CoreList<Int>()
     /// Messages received, in order; a rendezvous message holds its place while it is read.
@@ -247,9 +248,11 @@ public final class RDMATransport: Transport {
         self.receivers = CoreWaitQueue(core: context.core)
         self.slots = slots
         self.receiveLender = ReceiveBufferLender(slab: device.slab, chunks: slots)
-        self.slotPosted = Array(repeating: false, count: slots.count)
+        var posted = CoreList<Bool>(capacity: slots.count)
+        for _ in slots.indices { posted.append(false) }
+        self.slotPosted = posted
         self.number = try context.register(self)
-        receiveLender.transport = self
+        receiveLender.transport = Unmanaged.passUnretained(self)
         AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,
                              core: context.core, connection: number)
         for slot in slots.indices {

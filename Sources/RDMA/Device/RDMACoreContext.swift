@@ -254,8 +254,9 @@ final class RDMACoreContext: CoreTurnEndAction {
 private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     /// Not retained: the core's locals own the context (until the core stops), and its deinit
     /// clears this (a weak reference would cost the context a side table, and every retain and
-    /// release of it a lookup there).
-    unowned(unsafe) var context: RDMACoreContext?
+    /// release of it a lookup there). Unmanaged rather than `unowned(unsafe)`: each load of the
+    /// latter is retained and released around its use (see ``withContext(_:)``).
+    var context: Unmanaged<RDMACoreContext>?
     let core: Core
     let target: RDMACoreContext.PumpTarget
     let descriptor: Int32
@@ -265,7 +266,7 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     private var serviceScheduled = false
 
     init(context: RDMACoreContext, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
-        self.context = context
+        self.context = Unmanaged.passUnretained(context)
         self.core = context.core
         self.target = target
         self.descriptor = descriptor
@@ -276,12 +277,18 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     func coreTurnDidEnd() {
         if serviceScheduled {
             serviceScheduled = false
-            context?.completionServicesScheduled -= 1
+            withContext { $0.completionServicesScheduled -= 1 }
         }
         serve()
         // Reposts left to this service (``RDMACoreContext/repostLater(_:)``): a device service
         // posts them, but not one whose device is gone.
-        context?.postDueReceives()
+        withContext { $0.postDueReceives() }
+    }
+
+    /// Runs `body` with the context, unless it is gone, without retaining it.
+    @inline(__always)
+    private func withContext<R>(_ body: (RDMACoreContext) -> R) -> R? {
+        context?._withUnsafeGuaranteedRef(body)
     }
 
     func coreDescriptorIsReadable(_ result: Int32) {
@@ -289,19 +296,19 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
         guard case .device(let key) = target, watch != nil else { return serve() }
         // Completions first: the tasks they wake run in this turn, and post their replies
         // before the channel's event is read and the queue re-armed, at the turn's end.
-        guard let context, context.deliverCompletions(ofDevice: key) else { return end() }
+        guard withContext({ $0.deliverCompletions(ofDevice: key) }) == true else { return end() }
         guard !serviceScheduled else { return }
         do {
             try core.runAtEndOfTurn(self)
             serviceScheduled = true
-            context.completionServicesScheduled += 1
+            withContext { $0.completionServicesScheduled += 1 }
         } catch {
             serve()  // not on the core: cannot happen for a pump the core runs; serve at once
         }
     }
 
     private func serve() {
-        guard let context, context.service(target) else { return end() }
+        guard withContext({ $0.service(target) }) == true else { return end() }
         guard watch == nil else { return }  // the lasting watch calls again by itself
         do {
             if case .device = target {

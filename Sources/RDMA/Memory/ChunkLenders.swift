@@ -27,8 +27,9 @@ final class SlabChunkLender: BufferStorageOwner {
 final class ReceiveBufferLender: BufferStorageOwner {
     /// Not retained, and cleared by the transport's deinit: messages may outlive their
     /// connection. (A weak reference would cost the transport a side table, and every retain
-    /// and release of it a lookup there.)
-    unowned(unsafe) var transport: RDMATransport?
+    /// and release of it a lookup there; an `unowned(unsafe)` one is retained and released
+    /// around each use.)
+    var transport: Unmanaged<RDMATransport>?
     let slab: SlabAllocator
     let chunks: [SlabAllocator.Chunk]
 
@@ -49,6 +50,10 @@ final class ReceiveBufferLender: BufferStorageOwner {
     /// The last message over `slot`'s buffer is gone (a rendezvous message's too, whose request
     /// holds the slot while it is read).
     func giveBack(slot: Int) {
-        if let transport { transport.released(slot: slot) } else { slab.free(chunks[slot]) }
+        if let transport {
+            transport._withUnsafeGuaranteedRef { $0.released(slot: slot) }
+        } else {
+            slab.free(chunks[slot])
+        }
     }
 }

@@ -8,10 +8,13 @@ extension Core {
     /// The loop, for a caller on this core's thread.
     @inline(__always)
     nonisolated func loopOnThisThread(_ name: IOError.Operation) throws -> CoreLoop {
-        guard executor.isOnCoreThread else {
-            throw RuntimeError.notOnCore("\(name) called off core \(index)'s thread; use Runtime.run(on:)")
-        }
+        guard executor.isOnCoreThread else { throw notOnCoreError(name) }
         return executor.loop
+    }
+
+    /// The error of `name` called off this core's thread.
+    nonisolated func notOnCoreError(_ name: IOError.Operation) -> RuntimeError {
+        RuntimeError.notOnCore("\(name) called off core \(index)'s thread; use Runtime.run(on:)")
     }
 
     /// Runs one operation on the core's backend and returns its completion (`result >= 0`).

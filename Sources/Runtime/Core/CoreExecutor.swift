@@ -45,10 +45,21 @@ public final class CoreExecutor: TaskExecutor,
     /// Not retained here: ``ownedLoop`` keeps it for the executor's life. A strong reference
     /// would be retained and released around each use (an enqueue, a wait), since the compiler
     /// cannot see that it never changes.
-    unowned(unsafe) var loop: CoreLoop!
+    var loop: CoreLoop { unownedLoop!.takeUnretainedValue() }
+    /// ``loop`` as a plain pointer, for the paths that use it without retaining it
+    /// (``withLoop(_:)``).
+    private var unownedLoop: Unmanaged<CoreLoop>?
     /// Keeps ``loop`` alive.
     var ownedLoop: CoreLoop? {
-        didSet { loop = ownedLoop }
+        didSet { unownedLoop = ownedLoop.map { Unmanaged.passUnretained($0) } }
+    }
+
+    /// Runs `body` with the loop, which it must not keep, without retaining the loop: a load of a
+    /// class reference from a stored property is retained and released around its use, since
+    /// the compiler cannot see that the property never changes. For the paths of every message.
+    @inline(__always)
+    func withLoop<R>(_ body: (CoreLoop) throws -> R) rethrows -> R {
+        try unownedLoop!._withUnsafeGuaranteedRef(body)
     }
     /// The core's thread; set before the executor is published.
     var thread = pthread_t()
@@ -73,7 +84,7 @@ public final class CoreExecutor: TaskExecutor,
     @inline(__always)
     func enqueue(_ job: CoreJob) {
         if isOnCoreThread {
-            loop.jobs.append(job)
+            withLoop { $0.jobs.append(job) }
         } else {
             enqueueRemote(.job(job))
         }
@@ -153,7 +164,7 @@ public final class CoreSerialExecutor: SerialExecutor, Sendable {
     }
 
     public func checkIsolated() {
-        precondition(core.isOnCoreThread, "not on core \(core.loop?.index ?? -1)'s thread")
+        precondition(core.isOnCoreThread, "not on core \(core.ownedLoop?.index ?? -1)'s thread")
     }
 
     public func isIsolatingCurrentContext() -> Bool? {

@@ -99,7 +99,7 @@ final class CoreLoop {
     @discardableResult
     func startWatch(fd: Int32, _ handler: any CoreReadinessHandler, repeating: Bool) -> OperationID {
         let id = table.reserve()
-        table.beginWatch(id, waiter: repeating ? .repeating(handler, fd: fd) : .handler(handler))
+        table.beginWatch(id, handler: handler, repeatingOn: repeating ? fd : nil)
         armWatch(id, fd: fd, repeating: repeating)
         return id
     }
@@ -167,7 +167,7 @@ final class CoreLoop {
         if result >= 0, let handler = table.repeatingHandler(of: id) {
             // The watch goes on: its poll stays armed (`F_MORE`), or is armed again between turns.
             if flags & CURING_CQE_F_MORE == 0 { watchesToRearm.append(id) }
-            readyWatches.append((handler, result))
+            readyWatches.append((consume handler, result))
             return
         }
         let (waiter, completion) = table.finish(id, result: result, flags: flags)
@@ -293,8 +293,11 @@ final class CoreLoop {
         }
     }
 
-    private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [unowned self] token, result, flags in
-        self.complete(token: token, result: result, flags: flags)
+    // The loop unretained: only its own polls call this, so it is alive. A strong capture would
+    // be a cycle; an `unowned` one (even `unowned(unsafe)`) is retained and released around
+    // every completion.
+    private lazy var completionHandler: (UInt64, Int32, UInt32) -> Void = { [loop = Unmanaged.passUnretained(self)] token, result, flags in
+        loop._withUnsafeGuaranteedRef { $0.complete(token: token, result: result, flags: flags) }
     }
 
     @inline(__always)

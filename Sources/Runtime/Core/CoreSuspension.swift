@@ -27,12 +27,16 @@ public func suspendOnCore(
     register: (CoreWakeHandle) -> Void
 ) async throws -> Int32 {
     if cancellable { try Task.checkCancellation() }
-    let loop = try core.loopOnThisThread(.poll)
-    let id = loop.table.reserve()
-    if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+    let executor = core.executor
+    guard executor.isOnCoreThread else { throw core.notOnCoreError(.poll) }
+    let id = executor.withLoop { loop in
+        let id = loop.table.reserve()
+        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+        return id
+    }
     register(CoreWakeHandle(id: id))
-    let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable)
-    loop.table.release(id)
+    let completion = await sleep(id, executor: executor, cancellable: cancellable)
+    executor.withLoop { $0.table.release(id) }
     // The timer's timeout completes with 1, a resume with its result + 2, a cancel below 0.
     if completion.result == 1 { throw IOError(code: ETIMEDOUT, operation: .poll) }
     if completion.result >= 2 { return completion.result - 2 }
@@ -51,20 +55,20 @@ func withCoreContinuation<T>(_ start: (UnsafeContinuation<T, Never>) -> Void) as
     await _unsafeInheritExecutor_withUnsafeContinuation(start)
 }
 
-/// Sleeps as the reserved operation `id` of `loop` until it is woken, its timer fires or (when
-/// `cancellable`) the task is cancelled, and returns the completion that ended it. The waits of
-/// ``suspendOnCore(_:deadline:cancellable:register:)`` and ``CoreWaitQueue`` share it.
+/// Sleeps as the reserved operation `id` of `executor`'s loop until it is woken, its timer fires
+/// or (when `cancellable`) the task is cancelled, and returns the completion that ended it. The
+/// waits of ``suspendOnCore(_:deadline:cancellable:register:)`` and ``CoreWaitQueue`` share it.
 @inline(__always)
-func sleep(
-    on loop: CoreLoop, _ id: OperationID, executor: CoreExecutor, cancellable: Bool
-) async -> Completion {
+func sleep(_ id: OperationID, executor: CoreExecutor, cancellable: Bool) async -> Completion {
     guard cancellable else {
         // No cancellation record: adding and removing one takes the task's status lock twice.
         return await withCoreContinuation { (continuation: UnsafeContinuation<Completion, Never>) in
-            loop.startSleep(id, until: nil, continuation: continuation)
+            executor.withLoop { $0.startSleep(id, until: nil, continuation: continuation) }
         }
     }
-    return await awaitCancellable(id, executor: executor) { loop.startSleep(id, until: nil, continuation: $0) }
+    return await awaitCancellable(id, executor: executor) { continuation in
+        executor.withLoop { $0.startSleep(id, until: nil, continuation: continuation) }
+    }
 }
 
 extension Core {

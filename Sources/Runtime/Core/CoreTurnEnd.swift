@@ -22,7 +22,8 @@ extension Core {
         guard executor.isOnCoreThread else {
             throw RuntimeError.notOnCore("Core.runAtEndOfTurn off core \(index)'s thread")
         }
-        executor.loop.turnEndActions.append(.action(action))
+        var entry: TurnEndEntry? = .action(action)
+        executor.withLoop { $0.turnEndActions.append(entry.take()!) }
     }
 
     /// Suspends the calling task until the end of the core's current turn: the jobs queued now

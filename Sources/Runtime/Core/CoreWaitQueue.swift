@@ -41,14 +41,18 @@ public final class CoreWaitQueue {
             permit = false
             return
         }
-        let loop = try core.loopOnThisThread(.poll)
-        let id = loop.table.reserve()
-        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+        let executor = core.executor
+        guard executor.isOnCoreThread else { throw core.notOnCoreError(.poll) }
+        let id = executor.withLoop { loop in
+            let id = loop.table.reserve()
+            if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+            return id
+        }
         waiters.append(id)
         // A signal between `reserve` and the sleep is kept by the loop (`wake` on a reserved
         // operation) and ends the sleep as it begins.
-        let completion = await sleep(on: loop, id, executor: core.executor, cancellable: cancellable)
-        loop.table.release(id)
+        let completion = await sleep(id, executor: executor, cancellable: cancellable)
+        executor.withLoop { $0.table.release(id) }
         switch completion.result {
         case 0:
             return
@@ -79,11 +83,14 @@ public final class CoreWaitQueue {
             permit = true
             return
         }
-        guard let loop = try? core.loopOnThisThread(.poll) else { return }
-        while let id = waiters.popFirst() {
-            if loop.wake(id, result: 0) { return }
+        guard core.executor.isOnCoreThread else { return }
+        let woke = core.executor.withLoop { loop in
+            while let id = waiters.popFirst() {
+                if loop.wake(id, result: 0) { return true }
+            }
+            return false
         }
-        permit = true
+        if !woke { permit = true }
     }
 }
 

@@ -49,8 +49,15 @@ struct OperationTable: ~Copyable {
         var timedOut = false
         /// A wake that came before the sleep began (the waiter had not yet suspended).
         var earlyWake: Int32?
-        /// Who the completion goes to, while the operation is pending.
-        var waiter: Waiter?
+        // Who the completion goes to, while the operation is pending: a task, or a readiness
+        // watch's handler. Kept apart rather than as a `Waiter`: a continuation is a plain
+        // pointer, and a task's completion then moves no reference-counted value at all.
+        /// The task suspended on the operation.
+        var continuation: UnsafeContinuation<Completion, Never>?
+        /// A readiness watch's handler.
+        var handler: (any CoreReadinessHandler)?
+        /// A repeating watch's descriptor; -1 for any other operation.
+        var watchFD: Int32 = -1
     }
 
     /// Who an operation's completion goes to.
@@ -136,34 +143,32 @@ struct OperationTable: ~Copyable {
     mutating func begin(_ id: OperationID, state: State, continuation: UnsafeContinuation<Completion, Never>) {
         slots[Int(id.index)].state = state
         pendingCount += 1
-        slots[Int(id.index)].waiter = .task(continuation)
+        slots[Int(id.index)].continuation = continuation
     }
 
-    /// Starts a readiness watch: its completion calls the handler of `waiter` (`.handler` or
-    /// `.repeating`) rather than resuming a task.
-    mutating func beginWatch(_ id: OperationID, waiter: Waiter) {
-        slots[Int(id.index)].state = .inFlight
+    /// Starts a readiness watch: its completion calls `handler` rather than resuming a task,
+    /// once, or (with `repeatingOn`, the watched descriptor) at each completion until it ends.
+    mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler, repeatingOn fd: Int32?) {
+        let i = Int(id.index)
+        slots[i].state = .inFlight
         pendingCount += 1
-        slots[Int(id.index)].waiter = waiter
+        slots[i].handler = handler
+        slots[i].watchFD = fd ?? -1
     }
-
-    /// Who the completion of pending operation `id` goes to (the caller has checked that `id`
-    /// still names its slot).
-    func waiter(of id: OperationID) -> Waiter? { slots[Int(id.index)].waiter }
 
     /// The handler of pending operation `id` if it is a repeating watch (the caller has checked
-    /// that `id` still names its slot). Copies the handler only, not the whole waiter.
+    /// that `id` still names its slot).
     func repeatingHandler(of id: OperationID) -> (any CoreReadinessHandler)? {
-        switch slots[Int(id.index)].waiter {
-        case .repeating(let handler, _)?: return handler
-        default: return nil
-        }
+        let i = Int(id.index)
+        return slots[i].watchFD >= 0 ? slots[i].handler : nil
     }
 
     /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
     func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
-        guard state(of: id) == .inFlight, case .repeating(let handler, let fd)? = waiter(of: id) else { return nil }
-        return (handler, fd)
+        guard state(of: id) == .inFlight else { return nil }
+        let i = Int(id.index)
+        guard slots[i].watchFD >= 0, let handler = slots[i].handler else { return nil }
+        return (handler, slots[i].watchFD)
     }
 
     /// Ends the operation and returns who to give its completion (a task to resume, or a
@@ -171,7 +176,15 @@ struct OperationTable: ~Copyable {
     /// its caller until ``release(_:)``.
     mutating func finish(_ id: OperationID, result: Int32, flags: UInt32) -> (waiter: Waiter?, completion: Completion) {
         let i = Int(id.index)
-        let waiter = slots[i].waiter.take()
+        let waiter: Waiter?
+        if let continuation = slots[i].continuation.take() {
+            waiter = .task(continuation)
+        } else if let handler = slots[i].handler.take() {
+            waiter = slots[i].watchFD >= 0 ? .repeating(handler, fd: slots[i].watchFD) : .handler(handler)
+            slots[i].watchFD = -1
+        } else {
+            waiter = nil
+        }
         let completion = Completion(result: result, flags: flags, timedOut: slots[i].timedOut)
         slots[i].state = .completed
         pendingCount -= 1
