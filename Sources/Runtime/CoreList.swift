@@ -8,20 +8,29 @@
 /// bounds-checked, like an `Array`'s.
 ///
 /// Its storage doubles when full and is never shrunk. Inlinable throughout, so that the
-/// layers above get it specialized for their element types.
+/// layers above get it specialized for their element types; and public rather than `package`,
+/// because Swift 6.3 does not inline `package` code into other modules even when it is marked
+/// `@inlinable`: it calls it unspecialized, with a metadata look-up per call.
+///
+/// Code of your own that runs on one core can use it as well, on the same terms: the list must
+/// stay on its core (it is not `Sendable`), and must not be used from within ``removeAll(_:)``'s
+/// body.
 @frozen
-package struct CoreList<Element>: ~Copyable {
+public struct CoreList<Element>: ~Copyable {
     @usableFromInline var base: UnsafeMutablePointer<Element>
     @usableFromInline var capacity: Int
     /// The number of elements.
-    package private(set) var count: Int
+    @inlinable
+    public var count: Int { storedCount }
+    // Usable from inlinable code, unlike a `private(set)` property's setter.
+    @usableFromInline var storedCount: Int
 
     /// An empty list with room for `capacity` elements before it grows.
     @inlinable
-    package init(capacity: Int = 16) {
+    public init(capacity: Int = 16) {
         self.capacity = Swift.max(capacity, 1)
         base = .allocate(capacity: self.capacity)
-        count = 0
+        storedCount = 0
     }
 
     @inlinable
@@ -32,14 +41,14 @@ package struct CoreList<Element>: ~Copyable {
 
     /// Whether the list has no elements.
     @inlinable @inline(__always)
-    package var isEmpty: Bool { count == 0 }
+    public var isEmpty: Bool { count == 0 }
 
     /// Adds `element` at the end.
     @inlinable @inline(__always)
-    package mutating func append(_ element: consuming Element) {
+    public mutating func append(_ element: consuming Element) {
         if count == capacity { grow() }
         (base + count).initialize(to: element)
-        count &+= 1
+        storedCount &+= 1
     }
 
     @inlinable @inline(never)
@@ -53,7 +62,7 @@ package struct CoreList<Element>: ~Copyable {
 
     /// The element at `index`, read and written in place.
     @inlinable
-    package subscript(index: Int) -> Element {
+    public subscript(index: Int) -> Element {
         @inline(__always)
         unsafeAddress {
             precondition(index >= 0 && index < count, "CoreList index out of range")
@@ -68,9 +77,9 @@ package struct CoreList<Element>: ~Copyable {
 
     /// Removes and returns the last element, or nil if the list is empty.
     @inlinable @inline(__always)
-    package mutating func popLast() -> Element? {
+    public mutating func popLast() -> Element? {
         guard count > 0 else { return nil }
-        count &-= 1
+        storedCount &-= 1
         return (base + count).move()
     }
 
@@ -78,9 +87,9 @@ package struct CoreList<Element>: ~Copyable {
     /// `body` must not use this list (to add work while draining one list, double-buffer: swap
     /// in another first, as a core's loop does).
     @inlinable @inline(__always)
-    package mutating func removeAll(_ body: (consuming Element) -> Void) {
+    public mutating func removeAll(_ body: (consuming Element) -> Void) {
         let n = count
-        count = 0  // first: if `body` traps, the moved-out elements are not destroyed twice
+        storedCount = 0  // first: if `body` traps, the moved-out elements are not destroyed twice
         var i = 0
         while i < n {
             body((base + i).move())
@@ -90,9 +99,9 @@ package struct CoreList<Element>: ~Copyable {
 
     /// Removes every element. The list keeps its storage.
     @inlinable @inline(__always)
-    package mutating func removeAll() {
+    public mutating func removeAll() {
         let n = count
-        count = 0
+        storedCount = 0
         base.deinitialize(count: n)
     }
 }
@@ -100,7 +109,7 @@ package struct CoreList<Element>: ~Copyable {
 extension CoreList where Element: Copyable {
     /// Every element, first to last, copied into an array (for tests and for rare, slow paths).
     @inlinable
-    package var elements: [Element] {
+    public var elements: [Element] {
         Array(UnsafeBufferPointer(start: base, count: count))
     }
 }
