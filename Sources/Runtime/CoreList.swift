@@ -102,7 +102,13 @@ public struct CoreList<Element>: ~Copyable {
     public mutating func removeAll() {
         let n = count
         storedCount = 0
-        base.deinitialize(count: n)
+        // One by one: `deinitialize(count: n)` of references is a runtime call (an array
+        // destroy), where a core's lists mostly hold one element or two.
+        var i = 0
+        while i < n {
+            (base + i).deinitialize(count: 1)
+            i &+= 1
+        }
     }
 }
 

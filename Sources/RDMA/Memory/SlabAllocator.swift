@@ -99,10 +99,12 @@ public final class SlabAllocator {
 
     /// The configuration it was made with.
     public let configuration: Configuration
-    private var classes: [SizeClass]
+    // Confined to its core (not Sendable): no dynamic exclusivity checks, which a loop that may
+    // free chunks (a transport's reposts) otherwise begins on every pass, freeing or not.
+    @exclusivity(unchecked) private var classes: [SizeClass]
     private let makeRegion: RegionMaker
     /// The allocator's counters.
-    public private(set) var statistics = Statistics()
+    @exclusivity(unchecked) public private(set) var statistics = Statistics()
 
     /// An allocator whose regions come from `makeRegion`.
     public init(configuration: Configuration = .defaults, makeRegion: @escaping RegionMaker) {
