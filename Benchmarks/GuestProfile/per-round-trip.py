@@ -2,8 +2,9 @@
 """Guest instructions per round trip, from three tbprof dumps taken around two runs of the same
 program with N1 and N2 round trips: per translation block, ((h2 - h1) - (h1 - h0)) / (N2 - N1),
 so start-up and tear-down cancel. Prints, for the server (vCPU 0) and the client (vCPU 1), user
-and kernel instructions per round trip, the functions with the most, and the calls per round trip
-of a few runtime entry points.
+and kernel instructions per round trip, the translation blocks executed (and how many distinct
+ones), the functions with the most instructions, and the calls per round trip of a few runtime
+entry points.
 
 usage: per-round-trip.py DIR H0 H1 H2 DELTA MAPS [TOP]
   DIR: the dumps (hist-NNN.txt), kallsyms.txt and MAPS (/proc/PID/maps of the server, then the
@@ -76,6 +77,13 @@ for vcpu, side in ((0, "server (vCPU 0)"), (1, "client (vCPU 1)")):
         if a >> 63: kern += v[vcpu]
         else: user += v[vcpu]
     print(f"== {side}: {user:,.0f} user and {kern:,.0f} kernel instructions per round trip")
+    # Translation blocks executed, and distinct ones run at least every other round trip. Under
+    # TCG these weigh more than instructions: every return, indirect call and jump to another page
+    # looks the next block up, in a 4,096-entry cache per vCPU, then in a global hash table.
+    blocks = [sum(v[vcpu + 2] for a, v in per.items() if (a >> 63) == k) for k in (0, 1)]
+    distinct = [sum(1 for a, v in per.items() if (a >> 63) == k and v[vcpu + 2] >= 0.5) for k in (0, 1)]
+    print(f"   translation blocks per round trip: {blocks[0]:,.0f} user and {blocks[1]:,.0f} kernel "
+          f"({distinct[0]:,} and {distinct[1]:,} distinct)")
     names = [k for k, _ in total.most_common(top)]
     plain = subprocess.run(["swift", "demangle", "--simplified", "--compact"], capture_output=True, text=True,
                            input="\n".join(k.split(" ", 1)[1] for k in names)).stdout.splitlines()
