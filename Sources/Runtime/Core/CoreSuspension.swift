@@ -27,13 +27,7 @@ public func suspendOnCore(
     register: (CoreWakeHandle) -> Void
 ) async throws -> Int32 {
     if cancellable { try Task.checkCancellation() }
-    let executor = core.executor
-    guard executor.isOnCoreThread else { throw core.notOnCoreError(.poll) }
-    let id = executor.withLoop { loop in
-        let id = loop.table.reserve()
-        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
-        return id
-    }
+    let (executor, id) = try reserveSleep(on: core, until: deadline)
     register(CoreWakeHandle(id: id))
     let completion = await sleep(id, executor: executor, cancellable: cancellable)
     executor.withLoop { $0.table.release(id) }
@@ -53,6 +47,22 @@ public func suspendOnCore(
 @inline(__always)
 func withCoreContinuation<T>(_ start: (UnsafeContinuation<T, Never>) -> Void) async -> T {
     await _unsafeInheritExecutor_withUnsafeContinuation(start)
+}
+
+/// Reserves the operation of a wait about to begin on `core`, with its timeout at `deadline`:
+/// the core's executor, to sleep on, and the operation. The loop is used without a retain.
+///
+/// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread.
+@inline(__always)
+func reserveSleep(on core: Core, until deadline: Deadline?) throws(RuntimeError) -> (CoreExecutor, OperationID) {
+    let executor = core.executor
+    guard executor.isOnCoreThread else { throw core.notOnCoreError(.poll) }
+    let id = executor.withLoop { loop in
+        let id = loop.table.reserve()
+        if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
+        return id
+    }
+    return (executor, id)
 }
 
 /// Sleeps as the reserved operation `id` of `executor`'s loop until it is woken, its timer fires

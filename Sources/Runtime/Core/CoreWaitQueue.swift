@@ -41,13 +41,7 @@ public final class CoreWaitQueue {
             permit = false
             return
         }
-        let executor = core.executor
-        guard executor.isOnCoreThread else { throw core.notOnCoreError(.poll) }
-        let id = executor.withLoop { loop in
-            let id = loop.table.reserve()
-            if let deadline { loop.timers.schedule(id, at: deadline, action: .timeout) }
-            return id
-        }
+        let (executor, id) = try reserveSleep(on: core, until: deadline)
         waiters.append(id)
         // A signal between `reserve` and the sleep is kept by the loop (`wake` on a reserved
         // operation) and ends the sleep as it begins.
