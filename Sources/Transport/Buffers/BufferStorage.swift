@@ -9,7 +9,10 @@ public final class BufferStorage {
     public let base: UnsafeMutableRawPointer
     /// Bytes available from ``base``.
     public let capacity: Int
-    private let release: Release
+    // A `var` only so that the deinit can move it out (a `let` is copied there: a retain and a
+    // release of the owner per storage); nothing else writes it, and no other thread can see
+    // the storage in its deinit, so it needs no dynamic exclusivity check.
+    @exclusivity(unchecked) private var release: Release
 
     enum Release {
         /// Owned by a pool, which deallocates it when the pool goes.
@@ -48,7 +51,9 @@ public final class BufferStorage {
     }
 
     deinit {
-        switch release {
+        var taken = Release.pooled
+        swap(&taken, &release)
+        switch consume taken {
         case .pooled, .deallocate: base.deallocate()
         case .custom(let action): action()
         case .owned(let owner, let tag): owner.storageReleased(base, tag: tag)
