@@ -286,7 +286,8 @@ final class CoreLoop {
     private func runTurnEndActions() {
         swap(&turnEndActions, &runningTurnEndActions)
         runningTurnEndActions.removeAll { entry in
-            switch entry {
+            let taken = entry  // then consumed: `switch consume entry` on a closure parameter is a compiler error in Swift 6.3
+            switch consume taken {
             case .action(let action): action.coreTurnDidEnd()
             case .task(let continuation): continuation.resume()
             }
