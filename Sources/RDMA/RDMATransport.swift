@@ -248,9 +248,7 @@ public final class RDMATransport: Transport {
         self.receivers = CoreWaitQueue(core: context.core)
         self.slots = slots
         self.receiveLender = ReceiveBufferLender(slab: device.slab, chunks: slots)
-        var posted = CoreList<Bool>(capacity: slots.count)
-        for _ in slots.indices { posted.append(false) }
-        self.slotPosted = posted
+        self.slotPosted = CoreList(repeating: false, count: slots.count)
         self.number = try context.register(self)
         receiveLender.transport = Unmanaged.passUnretained(self)
         AsyncEvents.register(device: UInt(bitPattern: device.verbs), queuePair: qp.pointee.qp_num,

@@ -33,6 +33,14 @@ public struct CoreList<Element>: ~Copyable {
         storedCount = 0
     }
 
+    /// A list of `count` copies of `value`.
+    @inlinable
+    public init(repeating value: Element, count: Int) where Element: Copyable {
+        self.init(capacity: count)
+        base.initialize(repeating: value, count: Swift.max(count, 0))
+        storedCount = Swift.max(count, 0)
+    }
+
     @inlinable
     deinit {
         base.deinitialize(count: count)

@@ -32,6 +32,18 @@ struct CoreListTests {
         #expect(a == -1 && b == 1007 && c == 99)
     }
 
+    @Test("A list made of repeated values holds that many, and grows from there")
+    func repeating() {
+        var list = CoreList(repeating: false, count: 5)
+        list[3] = true
+        list.append(true)
+        let elements = list.elements
+        #expect(elements == [false, false, false, true, false, true])
+        let empty = CoreList(repeating: 1, count: 0)
+        let isEmpty = empty.isEmpty
+        #expect(isEmpty)
+    }
+
     @Test("removeAll hands every element over in order, leaves the list empty and usable")
     func drain() {
         var list = CoreList<Int>(capacity: 1)
