@@ -29,11 +29,14 @@ final class RDMACoreContext: CoreTurnEndAction {
     /// Connections with receive buffers released and not yet posted again, posted at the next
     /// poll of the completion queue or at the end of the turn (``RDMATransport/released(slot:)``).
     @exclusivity(unchecked) private var repostsDue = CoreList<RDMATransport>()
-    /// Whether the end of this turn will post them.
-    @exclusivity(unchecked) private var repostScheduled = false
-    /// How many completion-channel services wait for the end of this turn: each posts the due
-    /// receives too, so a release needs no end-of-turn action of its own meanwhile.
-    @exclusivity(unchecked) fileprivate var completionServicesScheduled = 0
+    /// Pumps whose full service waits for the end of this turn (``Pump``), run before the reposts.
+    /// Not retained: ``pumps`` holds every pump for the context's life.
+    @exclusivity(unchecked) private var servicesDue = CoreList<Unmanaged<Pump>>()
+    /// The services being run; a pump that asks meanwhile goes to ``servicesDue`` (next turn).
+    @exclusivity(unchecked) private var servicesRunning = CoreList<Unmanaged<Pump>>()
+    /// Whether the context's end-of-turn action is registered for this turn: one registration
+    /// serves both lists.
+    @exclusivity(unchecked) private var turnEndScheduled = false
     /// The pumps serving this context's descriptors, told when the context goes.
     private var pumps: [Pump] = []
 
@@ -131,13 +134,23 @@ final class RDMACoreContext: CoreTurnEndAction {
     /// at the end of this turn, whichever comes first.
     func repostLater(_ transport: RDMATransport) {
         repostsDue.append(transport)
-        guard !repostScheduled, completionServicesScheduled == 0 else { return }
+        scheduleTurnEnd()
+    }
+
+    /// Runs `pump`'s full service at the end of this turn, before the due reposts.
+    fileprivate func serveAtTurnEnd(_ pump: Pump) {
+        servicesDue.append(Unmanaged.passUnretained(pump))
+        scheduleTurnEnd()
+    }
+
+    private func scheduleTurnEnd() {
+        guard !turnEndScheduled else { return }
         do {
             try core.runAtEndOfTurn(self)
-            repostScheduled = true
+            turnEndScheduled = true
         } catch {
             assertionFailure("an RDMA context is used only on its core: \(error)")
-            postDueReceives()
+            coreTurnDidEnd()
         }
     }
 
@@ -152,9 +165,13 @@ final class RDMACoreContext: CoreTurnEndAction {
         repostsDue.removeAll()
     }
 
-    /// The end of a turn in which receive buffers were released (``repostLater(_:)``).
+    /// The end of a turn in which receive buffers were released (``repostLater(_:)``) or a pump
+    /// asked for its service (``serveAtTurnEnd(_:)``): the services first (a device's posts the
+    /// due receives after its poll), then what reposts are left.
     func coreTurnDidEnd() {
-        repostScheduled = false
+        turnEndScheduled = false
+        swap(&servicesDue, &servicesRunning)
+        servicesRunning.removeAll { $0._withUnsafeGuaranteedRef { $0.serveNow() } }
         postDueReceives()
     }
 
@@ -229,13 +246,9 @@ final class RDMACoreContext: CoreTurnEndAction {
 
     private func startPump(_ target: PumpTarget, descriptor: Int32) {
         // The first service runs at the end of this turn, once the caller has the context.
-        do {
-            let pump = Pump(context: self, target: target, descriptor: descriptor)
-            pumps.append(pump)
-            try core.runAtEndOfTurn(pump)
-        } catch {
-            assertionFailure("an RDMA context is used only on its core: \(error)")
-        }
+        let pump = Pump(context: self, target: target, descriptor: descriptor)
+        pumps.append(pump)
+        serveAtTurnEnd(pump)
     }
 }
 
@@ -251,7 +264,7 @@ final class RDMACoreContext: CoreTurnEndAction {
 /// once and leaves the event's read and the re-arm to the end of the turn, after the woken tasks
 /// have sent (see ``RDMADeviceContext/serviceCompletions(_:)``). The other two channels carry
 /// events that must all be read, so their pumps ask again after each service.
-private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
+private final class Pump: CoreReadinessHandler {
     /// Not retained: the core's locals own the context (until the core stops), and its deinit
     /// clears this (a weak reference would cost the context a side table, and every retain and
     /// release of it a lookup there). Unmanaged rather than `unowned(unsafe)`: each load of the
@@ -262,7 +275,8 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
     let descriptor: Int32
     /// The completion channel's lasting watch, once started.
     private var watch: CoreReadinessWatch?
-    /// Whether a full service (read the channel's event, re-arm, poll) waits for the turn's end.
+    /// Whether a full service (read the channel's event, re-arm, poll) waits for the turn's end
+    /// (``RDMACoreContext/serveAtTurnEnd(_:)``).
     private var serviceScheduled = false
 
     init(context: RDMACoreContext, target: RDMACoreContext.PumpTarget, descriptor: Int32) {
@@ -272,17 +286,11 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
         self.descriptor = descriptor
     }
 
-    /// The first service, at the end of the turn that started the pump; for a completion
-    /// channel also the service that follows each readiness.
-    func coreTurnDidEnd() {
-        if serviceScheduled {
-            serviceScheduled = false
-            withContext { $0.completionServicesScheduled -= 1 }
-        }
+    /// The service the context runs at the end of a turn: the first, in the turn that started
+    /// the pump; for a completion channel also the one that follows each readiness.
+    func serveNow() {
+        serviceScheduled = false
         serve()
-        // Reposts left to this service (``RDMACoreContext/repostLater(_:)``): a device service
-        // posts them, but not one whose device is gone.
-        withContext { $0.postDueReceives() }
     }
 
     /// Runs `body` with the context, unless it is gone, without retaining it.
@@ -298,13 +306,8 @@ private final class Pump: CoreReadinessHandler, CoreTurnEndAction {
         // before the channel's event is read and the queue re-armed, at the turn's end.
         guard withContext({ $0.deliverCompletions(ofDevice: key) }) == true else { return end() }
         guard !serviceScheduled else { return }
-        do {
-            try core.runAtEndOfTurn(self)
-            serviceScheduled = true
-            withContext { $0.completionServicesScheduled += 1 }
-        } catch {
-            serve()  // not on the core: cannot happen for a pump the core runs; serve at once
-        }
+        serviceScheduled = true
+        withContext { $0.serveAtTurnEnd(self) }
     }
 
     private func serve() {
