@@ -64,6 +64,7 @@ extension RDMATransport {
     /// poll, and the time starts at the first read: where the clock source makes every read a
     /// system call (many VMs) a read costs more than many polls, and a message that comes within
     /// 64 polls costs no read at all.
+    @inline(__always)  // into `recv`: a busy-polled receive takes no async frame of its own
     private func pollForMessage(forNanoseconds duration: UInt64) async -> Message? {
         var deadline: UInt64?
         var nextService = UInt64.max
