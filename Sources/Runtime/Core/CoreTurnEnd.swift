@@ -22,6 +22,8 @@ extension Core {
         guard executor.isOnCoreThread else {
             throw RuntimeError.notOnCore("Core.runAtEndOfTurn off core \(index)'s thread")
         }
+        // Moved into the list through an optional: a closure cannot consume what it captures,
+        // and building the entry inside it would copy (retain) the action.
         var entry: TurnEndEntry? = .action(action)
         executor.withLoop { $0.turnEndActions.append(entry.take()!) }
     }

@@ -165,10 +165,8 @@ struct OperationTable: ~Copyable {
 
     /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
     func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
-        guard state(of: id) == .inFlight else { return nil }
-        let i = Int(id.index)
-        guard slots[i].watchFD >= 0, let handler = slots[i].handler else { return nil }
-        return (handler, slots[i].watchFD)
+        guard state(of: id) == .inFlight, let handler = repeatingHandler(of: id) else { return nil }
+        return (handler, slots[Int(id.index)].watchFD)
     }
 
     /// Ends the operation and returns who to give its completion (a task to resume, or a
