@@ -12,11 +12,7 @@
 # usage: Benchmarks/GuestProfile/host-perf.sh [events|busy] [NET_BENCH_BINARY]
 # Environment: N (round trips per program, 60000), SECONDS_SAMPLED (8).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-mode=${1:-events}
-bin=${2:-.build/release/net-bench}
-[[ $mode == events || $mode == busy ]] || { echo "usage: $0 [events|busy] [NET_BENCH_BINARY]" >&2; exit 2; }
-[[ -x $bin ]] || { echo "$0: no $bin: make bench first" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/arguments.sh"
 command -v perf >/dev/null || { echo "$0: needs perf (apt-get install linux-perf)" >&2; exit 1; }
 out=.build/host-perf
 rm -rf "$out"; mkdir -p "$out"

@@ -9,11 +9,7 @@
 # Builds nothing of ours: `make bench` first (the default binary is .build/release/net-bench).
 # Needs gcc, python3, nm, objdump. Environment: N1 (2000), N2 (12000), TOP (25 functions).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-mode=${1:-events}
-bin=${2:-.build/release/net-bench}
-[[ $mode == events || $mode == busy ]] || { echo "usage: $0 [events|busy] [NET_BENCH_BINARY]" >&2; exit 2; }
-[[ -x $bin ]] || { echo "$0: no $bin: make bench first" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/arguments.sh"
 out=.build/guest-profile
 rm -rf "$out"; mkdir -p "$out"
 gcc -O2 -shared -fPIC -o "$out/tbprof.so" Benchmarks/GuestProfile/tbprof.c -lpthread
