@@ -5,7 +5,11 @@ extension RDMATransport {
         /// Send-queue depth: sends posted and not yet completed, at most. Default 128.
         public var maximumOutstandingSends: Int = 128
         /// A send is signaled (asks for a completion) at least every this many sends. Default 16;
-        /// clamped to `maximumOutstandingSends`.
+        /// clamped to `maximumOutstandingSends`, and to half the receive buffers not kept for
+        /// credit returns (`(receiveDepth - creditReturnBatch) / 2`, at least 1): an unsignaled
+        /// send of a received message (a zero-copy echo) holds its receive buffer until a signaled
+        /// one completes, and a run of them must never hold the buffers the peer needs to send
+        /// the request that would make the next send.
         public var sendSignalBatch: Int = 16
         /// Receives posted for data: the credits the peer gets. Default 64.
         public var receiveDepth: Int = 64
@@ -66,6 +70,10 @@ extension RDMATransport {
         /// more than a poll, and a message that lands during one waits for it. Looked at with
         /// each clock read (every 64th poll). Default 50 µs; at least 1 µs.
         public var busyPollingServiceInterval: Duration = .microseconds(50)
+        /// Sends that may wait for credits or send-queue slots when queued by
+        /// ``RDMATransport/enqueue(_:_:)`` (sends awaited by tasks count too): past it, `enqueue`
+        /// throws `.resourceExhausted`. Default 1,024; at least 1.
+        public var maximumQueuedSends: Int = 1024
         /// The listen backlog. Default 1024.
         public var backlog: Int32 = 1024
 
@@ -86,13 +94,15 @@ extension RDMATransport {
         var normalized: Configuration {
             var c = self
             c.maximumOutstandingSends = min(max(2, c.maximumOutstandingSends), 16_384)
-            c.sendSignalBatch = min(max(1, c.sendSignalBatch), c.maximumOutstandingSends)
             c.receiveDepth = min(max(2, c.receiveDepth), 16_384)
             c.creditReturnBatch = min(max(2, c.creditReturnBatch), c.receiveDepth)
+            c.sendSignalBatch = min(max(1, c.sendSignalBatch), c.maximumOutstandingSends,
+                                    max(1, (c.receiveDepth - c.creditReturnBatch) / 2))
             c.receiveBufferSize = min(max(64, c.receiveBufferSize), 1 << 30)
             c.maximumMessageSize = min(max(c.receiveBufferSize, c.maximumMessageSize), 1 << 30)
             c.inlineThreshold = min(max(0, c.inlineThreshold), 1024)
             c.pooledBytesPerClass = max(0, c.pooledBytesPerClass)
+            c.maximumQueuedSends = max(1, c.maximumQueuedSends)
             c.retryCount = min(c.retryCount, 7)
             c.rnrRetryCount = min(c.rnrRetryCount, 7)
             if let spin = c.busyPolling, spin <= .zero { c.busyPolling = nil }

@@ -77,8 +77,13 @@ struct RDMAWireFormatTests {
             $0.busyPolling = .zero
         }.normalized
         #expect(odd.maximumOutstandingSends == 2)
-        #expect(odd.sendSignalBatch == 2)
+        // No receive buffer left beside the credit-return batch: every send is signaled.
+        #expect(odd.sendSignalBatch == 1)
         #expect(odd.creditReturnBatch == 4)
+        // A run of unsignaled sends of received messages holds at most half the data buffers.
+        #expect(RDMATransport.Configuration.defaults { $0.receiveDepth = 8; $0.creditReturnBatch = 2 }.normalized.sendSignalBatch == 3)
+        #expect(RDMATransport.Configuration.defaults.normalized.sendSignalBatch == 16)
+        #expect(RDMATransport.Configuration.defaults { $0.maximumQueuedSends = 0 }.normalized.maximumQueuedSends == 1)
         #expect(odd.reservedSlots >= odd.creditReturnBatch)
         #expect(odd.retryCount == 7)
         #expect(odd.busyPolling == nil)  // zero (or negative) busy polling means none
