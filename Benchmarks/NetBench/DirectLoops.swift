@@ -40,6 +40,42 @@ enum DirectLoops {
         await connection.close()
     }
 
+    /// One connection's echo without a reader task: ``RDMATransport/startReceiving(_:)`` hands
+    /// each message over from the completion queue's poll and it goes back at once
+    /// (``RDMATransport/enqueue(_:_:)``: sent, or queued for credits). A send that cannot even be
+    /// queued closes the connection.
+    static func echoFromHandler(_ connection: RDMATransport) {
+        do {
+            try connection.startReceiving { event in
+                guard case .message(let message) = event else { return }
+                do {
+                    try connection.enqueue(message)
+                } catch {
+                    _ = try? connection.core.spawn { await connection.close() }
+                }
+            }
+        } catch {
+            _ = try? connection.core.spawn { await connection.close() }
+        }
+    }
+
+    /// ``echoFromHandler(_:)-(RDMATransport)`` over TCP (its receive loop is the default's: a
+    /// task on the core).
+    static func echoFromHandler(_ connection: TCPTransport) {
+        do {
+            try connection.startReceiving { event in
+                guard case .message(let message) = event else { return }
+                do {
+                    try connection.enqueue(message)
+                } catch {
+                    _ = try? connection.core.spawn { await connection.close() }
+                }
+            }
+        } catch {
+            _ = try? connection.core.spawn { await connection.close() }
+        }
+    }
+
     /// Times `spec.count` round trips over `connection` after `spec.warmup` (stopping at
     /// `spec.maxSeconds`): send `payload`, receive the echo.
     static func timeRoundTrips(_ spec: WorkloadSpec, over connection: RDMATransport, sending payload: Message) async throws -> [UInt64] {

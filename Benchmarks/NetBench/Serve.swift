@@ -18,6 +18,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on (default 127.0.0.1; for rdma an RDMA device's address, default $RDMA_ADDR).") var host: String?
     @Option(help: "Port; 0 picks one.") var port = 0
     @Option(help: "How the rpc layer runs its echo handler: inline (registerInline, in the read loop) or task (register, on a worker task).") var handler: HandlerKind = .inline
+    @Option(help: "How the transport layer's echo takes messages: loop (a reader task per connection awaiting recv) or handler (startReceiving: handed over from the driver, RDMA's straight from the completion queue's poll).") var receive: ReceiveKind = .loop
     @OptionGroup var rdma: RDMAOptions
     @OptionGroup var runtimeOptions: RuntimeOptions
 
@@ -41,7 +42,12 @@ struct Serve: AsyncParsableCommand {
         if layer == .transport {
             let group = try TCPListenerGroup.bind(address, cores: runtime.cores.count)
             listening(group.address.port)
-            _ = try await runtime.runOnEveryCore { core in try await TransportEcho.serve(try group.listener(on: core), on: core, reader: DirectLoops.echo) }
+            let receive = self.receive
+            _ = try await runtime.runOnEveryCore { core in
+                try await TransportEcho.serve(try group.listener(on: core), on: core) { connection in
+                    if receive == .handler { DirectLoops.echoFromHandler(connection) } else { await DirectLoops.echo(connection) }
+                }
+            }
             return
         }
         // One listener per core on one port (SO_REUSEPORT): the kernel spreads connections.
@@ -61,20 +67,31 @@ struct Serve: AsyncParsableCommand {
     private func serveRDMA(on address: SocketAddress) async throws {
         let runtime = try Runtime(configuration: runtimeOptions.configuration(coreCount: 1))
         defer { runtime.shutdown() }
-        let (layer, configuration) = (self.layer, rdma.configuration)
+        let (layer, configuration, receive) = (self.layer, rdma.configuration, self.receive)
         try await runtime.run(on: 0) { core in
             let listener = try RDMAListener.bind(address, on: core, configuration: configuration)
             listening(listener.localAddress.port)
             if layer == .rpc {
                 try await RPCServer(services: [BenchService(handler: handler)], configuration: Self.rpcConfiguration).serve(listener)
             } else {
-                try await TransportEcho.serve(listener, on: core, reader: DirectLoops.echo)
+                try await TransportEcho.serve(listener, on: core) { connection in
+                    if receive == .handler { DirectLoops.echoFromHandler(connection) } else { await DirectLoops.echo(connection) }
+                }
             }
         }
     }
 
     /// The benchmark server's RPC settings: no keepalive pings in the measurements.
     static var rpcConfiguration: RPCConfiguration { .defaults { $0.keepaliveInterval = nil } }
+}
+
+/// How the transport layer's echo server takes its messages.
+enum ReceiveKind: String, ExpressibleByArgument, CaseIterable {
+    /// A reader task per connection, awaiting `recv` (``DirectLoops/echo(_:)-(RDMATransport)``).
+    case loop
+    /// `startReceiving`: a handler called by the driver, no task per message
+    /// (``DirectLoops/echoFromHandler(_:)-(RDMATransport)``).
+    case handler
 }
 
 /// Prints the line a parent process waits for (stdout is a pipe there: flushed at once).

@@ -39,6 +39,7 @@ extension RDMATransport {
         senders.signalAll()
         receivers.signalAll()
         oneSidedWaiters.signalAll()
+        if handler != nil { scheduleDelivery() }  // the end goes to the handler, after what arrived before it
     }
 
     /// Disconnects and frees the verbs resources. Receive buffers still held by messages go back

@@ -41,7 +41,7 @@ extension RDMATransport {
     /// The next message in order, if it is whole. Taken out of the queue, not copied and then
     /// removed (a copy retains the message's storage, the removal releases it): a rendezvous
     /// message still being read goes back to the front.
-    private func takeReadyMessage() -> Message? {
+    func takeReadyMessage() -> Message? {
         guard let first = ready.popFirst() else { return nil }
         switch first {
         case .message(let message): return message
@@ -144,7 +144,7 @@ extension RDMATransport {
             // The message refers to the receive buffer itself; releasing it reposts the buffer.
             let storage = receiveLender.storage(slot: slot, count: completion.byteLength)
             ready.append(.message(Message(storage: storage, offset: 0, count: completion.byteLength)))
-            receivers.signalOne()
+            messagesArrived()
         case .rendezvous, .rendezvousDone:
             guard flow.dataReceived() == .accepted else {
                 fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))

@@ -157,7 +157,7 @@ extension RDMATransport {
         statistics.messagesReceived += 1
         statistics.rendezvousReceives += 1
         readTokens.append(read.request.token)
-        receivers.signalOne()
+        messagesArrived()
     }
 
     /// Sends done messages for the messages read, while credits and the send queue allow.

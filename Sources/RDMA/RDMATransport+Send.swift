@@ -61,6 +61,7 @@ extension RDMATransport {
         postQueuedReads()
         postDoneMessages()
         var posted = false
+        var lost: TransportError?
         while let entry = pending.first, canPostData, isOpen {
             pending.removeFirst()
             do {
@@ -68,10 +69,15 @@ extension RDMATransport {
                 entry.state = .posted
             } catch {
                 entry.state = .failed(error)
+                if entry.detached { lost = error }
             }
             posted = true
         }
         if posted { senders.signalAll() }
+        if let lost {
+            fail(TransportError(lost.code, "a queued send failed: \(lost.message)", underlying: lost.underlying))
+            return
+        }
         returnCreditsIfDue()
     }
 

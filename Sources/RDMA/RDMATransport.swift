@@ -97,7 +97,12 @@ public final class RDMATransport: Transport {
     /// Messages received, in order; a rendezvous message holds its place while it is read.
     @exclusivity(unchecked) var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue
+    /// Whether a receive is in progress; for good once a handler takes the messages.
     @exclusivity(unchecked) var receiving = false
+    /// The receive handler (``startReceiving(_:)``), until the connection's end is handed to it.
+    @exclusivity(unchecked) var handler: ((ReceiveEvent) -> Void)?
+    /// Whether the context is to hand this connection's messages to its handler.
+    @exclusivity(unchecked) var deliveryDue = false
 
     /// Why the connection ended, once it has.
     @exclusivity(unchecked) var failure: TransportError?
@@ -179,9 +184,13 @@ public final class RDMATransport: Transport {
         let head: Message
         let body: Message
         var state = State.queued
-        init(_ head: Message, _ body: Message) {
+        /// Queued by ``enqueue(_:_:)``: no caller waits to hear how it went, so its failure ends
+        /// the connection.
+        let detached: Bool
+        init(_ head: Message, _ body: Message, detached: Bool = false) {
             self.head = head
             self.body = body
+            self.detached = detached
         }
     }
 

@@ -30,15 +30,53 @@ extension TCPTransport {
             receiving = false
             throw CancellationError()
         } catch {
-            receiving = false
-            largeFrame = nil  // the connection ends: the frame's storage (up to maximumFrameSize) goes back now
-            // Ended meanwhile by another task (close): report why the connection ended, not how
-            // the receive was woken (a shutdown's end of stream, or epoll's cancellation first).
-            let thrown: any Error = failure ?? TransportError.from(error, during: "recv")
-            await fail(thrown as? TransportError ?? TransportError(.closed, "recv cancelled"))
-            await closeIfIdle()  // ended by another task meanwhile: the receiver was the last user
-            throw thrown
+            throw await receiveEnded(by: error)
         }
+    }
+
+    /// Hands every frame from now on to `handler` (see ``Transport/startReceiving(_:)``), from a
+    /// receive loop in a task of its own on the core: a frame already read costs no suspension,
+    /// and the handler's replies leave together at the end of the turn. `recv` and `tryRecv`
+    /// throw `.concurrentReceive` from this call on.
+    ///
+    /// - Throws: `.concurrentReceive` while a receive is in progress or once a handler is set;
+    ///   `.invalidArgument` off the connection's core.
+    public func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError) {
+        guard !receiving else {
+            throw TransportError(.concurrentReceive, "startReceiving called while a receive is in progress or a handler is set")
+        }
+        do {
+            try core.spawn { [self] in await deliverFrames(to: handler) }
+        } catch {
+            throw TransportError(.invalidArgument, "startReceiving: \(error.message)")
+        }
+        receiving = true  // for good: the loop owns the receive side until the connection ends
+    }
+
+    /// The receive loop of ``startReceiving(_:)``, ending with the connection.
+    private func deliverFrames(to handler: (ReceiveEvent) -> Void) async {
+        while true {
+            do {
+                try checkOpen()
+                handler(.message(try await receiveFrame(cancellable: false)))
+            } catch {
+                let ended = await receiveEnded(by: error)
+                handler(.ended(ended as? TransportError ?? TransportError(.closed, "the receive loop ended: \(ended)")))
+                return
+            }
+        }
+    }
+
+    /// A receive ended by `error`: the connection ends, and the error that says why is returned.
+    private func receiveEnded(by error: any Error) async -> any Error {
+        receiving = false
+        largeFrame = nil  // the connection ends: the frame's storage (up to maximumFrameSize) goes back now
+        // Ended meanwhile by another task (close): report why the connection ended, not how
+        // the receive was woken (a shutdown's end of stream, or epoll's cancellation first).
+        let thrown: any Error = failure ?? TransportError.from(error, during: "recv")
+        await fail(thrown as? TransportError ?? TransportError(.closed, "recv cancelled"))
+        await closeIfIdle()  // ended by another task meanwhile: the receiver was the last user
+        return thrown
     }
 
     /// Returns the next frame if the chunk already holds all of it (see ``Transport/tryRecv()``).

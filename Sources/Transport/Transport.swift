@@ -52,6 +52,31 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// - Throws: why the connection ended, if it has; `.concurrentReceive` as ``recv()``.
     func tryRecv() throws(TransportError) -> Message?
 
+    /// Hands every frame from now on to `handler`, on the connection's core and in order, in
+    /// place of a receive loop: for a server that answers each message at once, with
+    /// ``trySend(_:_:)`` or ``enqueue(_:_:)``, and must never wait (see ``ReceiveEvent``).
+    ///
+    /// A driver that takes messages in from its completion queue (RDMA) calls `handler` from
+    /// there, with no task woken per message; the default runs a receive loop in a task of its
+    /// own on the core. Messages already received come first, after this call returns (never
+    /// from inside it). The last call is ``ReceiveEvent/ended(_:)``; the connection then lets the
+    /// handler go, so a handler may hold the connection it serves. From this call on, ``recv()``
+    /// and ``tryRecv()`` throw `.concurrentReceive`.
+    ///
+    /// - Throws: `.concurrentReceive` if a receive is in progress or a handler is already set;
+    ///   `.shutDown` if the core is stopping; `.invalidArgument` off the connection's core.
+    func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError)
+
+    /// Sends `head` then `body` as one frame without ever waiting: sent at once where
+    /// ``trySend(_:_:)`` would, else queued behind the frames before it (sends waiting for
+    /// credits or room), up to the driver's bound. For code that must not suspend (a
+    /// ``startReceiving(_:)`` handler): a send failure after this returns ends the connection,
+    /// since no caller is left to hear of it.
+    ///
+    /// - Throws: what ``trySend(_:_:)`` throws; `.resourceExhausted` when the bound is reached
+    ///   (nothing is queued then). The default queues nothing past ``trySend(_:_:)``.
+    func enqueue(_ head: Message, _ body: Message) throws(TransportError)
+
     /// A buffer suited to this transport (registered memory for RDMA), so a message built in it
     /// is sent without a copy.
     func allocateBuffer(capacity: Int) -> WritableBuffer

@@ -29,6 +29,9 @@ final class RDMACoreContext: CoreTurnEndAction {
     /// Connections with receive buffers released and not yet posted again, posted at the next
     /// poll of the completion queue or at the end of the turn (``RDMATransport/released(slot:)``).
     @exclusivity(unchecked) private var repostsDue = CoreList<RDMATransport>()
+    /// Connections with messages (or their end) for a receive handler, handed over after the
+    /// poll that found them, or at the end of the turn (``RDMATransport/startReceiving(_:)``).
+    @exclusivity(unchecked) private var deliveriesDue = CoreList<RDMATransport>()
     /// Pumps whose full service waits for the end of this turn (``Pump``), run before the reposts.
     /// Not retained: ``pumps`` holds every pump for the context's life.
     @exclusivity(unchecked) private var servicesDue = CoreList<Unmanaged<Pump>>()
@@ -137,6 +140,26 @@ final class RDMACoreContext: CoreTurnEndAction {
         scheduleTurnEnd()
     }
 
+    /// Hands `transport`'s ready messages (or its end) to its receive handler after the poll
+    /// under way, or at the end of this turn: never from inside a completion's handling, where
+    /// the handler's own sends would post while the send queue's retired work is being released.
+    func deliverLater(_ transport: RDMATransport) {
+        deliveriesDue.append(transport)
+        scheduleTurnEnd()
+    }
+
+    /// Hands the due connections' messages to their handlers: before the due reposts, so that a
+    /// reply's doorbell comes before the repost of the buffer its request arrived in.
+    func deliverDue() {
+        guard !deliveriesDue.isEmpty else { return }
+        var index = 0
+        while index < deliveriesDue.count {  // by index: a handler's send may end a connection, which adds it
+            deliveriesDue[index].deliverReady()
+            index += 1
+        }
+        deliveriesDue.removeAll()
+    }
+
     /// Runs `pump`'s full service at the end of this turn, before the due reposts.
     fileprivate func serveAtTurnEnd(_ pump: Pump) {
         servicesDue.append(Unmanaged.passUnretained(pump))
@@ -172,6 +195,7 @@ final class RDMACoreContext: CoreTurnEndAction {
         turnEndScheduled = false
         swap(&servicesDue, &servicesRunning)
         servicesRunning.removeAll { $0._withUnsafeGuaranteedRef { $0.serveNow() } }
+        deliverDue()
         postDueReceives()
     }
 
@@ -209,6 +233,7 @@ final class RDMACoreContext: CoreTurnEndAction {
         case .device(let key):
             guard let device = device(key) else { return false }
             device.serviceCompletions(route)
+            deliverDue()
             postDueReceives()
             return true
         case .asyncEvents(let key):
@@ -235,6 +260,7 @@ final class RDMACoreContext: CoreTurnEndAction {
     func drainCompletions(of device: RDMADeviceContext) {
         device.pollUntilEmpty(route)
         // After the poll: a message already there is delivered first.
+        deliverDue()
         postDueReceives()
     }
 

@@ -1,0 +1,46 @@
+import NetRuntime
+
+/// What a connection hands the handler of ``Transport/startReceiving(_:)``.
+///
+/// The handler runs on the connection's core, outside any task: it must not block, and it
+/// answers with ``Transport/trySend(_:_:)`` or ``Transport/enqueue(_:_:)``, which never wait.
+/// Work that must wait goes to a task of its own (``Core/spawn(_:)``). A message it keeps holds
+/// its buffer (for RDMA a receive buffer, whose credit goes back only when it is released).
+public enum ReceiveEvent {
+    /// A whole frame, in order.
+    case message(Message)
+    /// The connection ended, cleanly (`.closed`) or not; no call follows. Messages that
+    /// arrived before a clean end have all been handed over.
+    case ended(TransportError)
+}
+
+extension Transport {
+    /// A receive loop in a task of its own on the core, handing each frame to `handler`: the
+    /// default for a driver without a completion path of its own.
+    public func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError) {
+        do {
+            try core.spawn { [self] in
+                do {
+                    while true { handler(.message(try await nextFrame(cancellable: false))) }
+                } catch let error as TransportError {
+                    handler(.ended(error))
+                } catch {
+                    handler(.ended(TransportError(.closed, "the receive loop ended: \(error)")))
+                }
+            }
+        } catch {
+            throw TransportError(error.isShutDown ? .shutDown : .invalidArgument, "startReceiving: \(error.message)")
+        }
+    }
+
+    /// ``trySend(_:_:)`` or `.resourceExhausted`: a driver without a send queue of its own
+    /// queues nothing.
+    public func enqueue(_ head: Message, _ body: Message) throws(TransportError) {
+        guard try trySend(head, body) else {
+            throw TransportError(.resourceExhausted, "the connection cannot take a frame without waiting")
+        }
+    }
+
+    /// ``enqueue(_:_:)`` for a frame of one message.
+    public func enqueue(_ message: Message) throws(TransportError) { try enqueue(message, Message()) }
+}
