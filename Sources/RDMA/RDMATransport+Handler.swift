@@ -7,14 +7,22 @@ extension RDMATransport {
     ///
     /// The handler runs after the poll that found the message (or at the end of the turn), never
     /// inside a completion's handling, so its sends are as any other code's. A message it keeps
-    /// holds its receive buffer, and the buffer's credit, until released. With ``Configuration/busyPolling``
-    /// nothing polls the queue for a handler: messages come with the completion channel's events.
+    /// holds its receive buffer, and the buffer's credit, until released.
+    ///
+    /// With ``Configuration/busyPolling`` the core polls the completion queue itself while it is
+    /// idle (``Core/addIdlePoller(_:for:)``), for at least that long after its last work before
+    /// it parks, until the connection ends: a message is then handed over without a completion
+    /// event (counted in ``Statistics/busyPolledReceives``).
     ///
     /// - Throws: ``TransportError`` `.concurrentReceive` while a receive is in progress or once a
-    ///   handler is set.
+    ///   handler is set; `.shutDown` if the core is stopping.
     public func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError) {
         guard !receiving else {
             throw TransportError(.concurrentReceive, "startReceiving called while a receive is in progress or a handler is set")
+        }
+        if let spin = configuration.busyPolling, isOpen {
+            try context.startIdlePolling(for: spin)
+            pollsWhileIdle = true
         }
         receiving = true  // for good: recv and tryRecv now throw `.concurrentReceive`
         self.handler = handler
@@ -62,11 +70,16 @@ extension RDMATransport {
         deliveryDue = false
         guard let handler else { return }
         while failure == nil || failure?.code == .closed, let message = takeReadyMessage() {
+            if context.inIdlePoll { statistics.busyPolledReceives += 1 }
             handler(.message(message))
         }
         if let failure, self.handler != nil {
             self.handler = nil
             ready.removeAll()  // a rendezvous message still being read will never be whole
+            if pollsWhileIdle {
+                pollsWhileIdle = false
+                context.stopIdlePolling()
+            }
             handler(.ended(failure))
         }
     }

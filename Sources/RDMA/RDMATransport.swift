@@ -103,6 +103,8 @@ public final class RDMATransport: Transport {
     @exclusivity(unchecked) var handler: ((ReceiveEvent) -> Void)?
     /// Whether the context is to hand this connection's messages to its handler.
     @exclusivity(unchecked) var deliveryDue = false
+    /// Whether the core polls the completion queue while idle for this connection's handler.
+    @exclusivity(unchecked) var pollsWhileIdle = false
 
     /// Why the connection ended, once it has.
     @exclusivity(unchecked) var failure: TransportError?
@@ -138,7 +140,8 @@ public final class RDMATransport: Transport {
         /// Sends that had to wait (no credit, or a full send queue).
         public var sendsDelayed = 0
         /// Receives whose message arrived while they busy polled (``Configuration/busyPolling``),
-        /// without waiting for a completion event.
+        /// without waiting for a completion event; with a receive handler, messages the core
+        /// found polling while idle.
         public var busyPolledReceives = 0
         /// Of the messages sent, those larger than the peer's receive buffer, sent by rendezvous
         /// (the peer read them from our memory).
@@ -272,6 +275,7 @@ public final class RDMATransport: Transport {
     }
 
     deinit {
+        if pollsWhileIdle { context.stopIdlePolling() }  // dropped with its handler, before its end
         teardown()
         receiveLender.transport = nil  // messages may outlive the connection
     }

@@ -123,6 +123,37 @@ struct RDMAReceiveHandlerTests {
         }
     }
 
+    @Test("with busy polling, the idle core polls the completion queue for a handler (no completion event), until the connection ends")
+    func busyPollingHandler() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let polling = scaledConfiguration { $0.busyPolling = RDMATestEnvironment.scaled(.milliseconds(200)) }
+                let (client, server, listener) = try await connectedPair(on: core, client: scaledConfiguration(), server: polling)
+                try server.startReceiving { event in
+                    if case .message(let message) = event { try? server.enqueue(message) }
+                }
+                let context = server.context
+                let pollingWhileServing = context.idlePollingHandlers
+                var ok = true
+                for i in 0..<200 {
+                    let bytes = payload(sender: 8, sequence: i, size: 64)
+                    try await client.send(Message(bytes))
+                    let back = try await client.recv()
+                    ok = ok && back.bytes == bytes
+                }
+                let polled = server.statistics.busyPolledReceives
+                await client.close()
+                let stopped = try await waitUntil(core) { context.idlePollingHandlers == 0 }
+                await listener.close()
+                return ["ok": ok ? 1 : 0, "pollingWhileServing": pollingWhileServing, "polled": polled, "stopped": stopped ? 1 : 0]
+            }
+            #expect(result["ok"] == 1)
+            #expect(result["pollingWhileServing"] == 1)
+            #expect((result["polled"] ?? 0) > 100)
+            #expect(result["stopped"] == 1)
+        }
+    }
+
     @Test("a peer that sends past its credits ends a handler's connection with protocolViolation, once")
     func violationEndsHandler() async throws {
         try await withRuntime { runtime in

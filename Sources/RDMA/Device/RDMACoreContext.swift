@@ -12,7 +12,7 @@ import NetTransport
 /// Two kinds of descriptor are watched by the core's ring, each by one long-lived task of the
 /// core (not one per connection): the event channel and each device's completion channel. Both
 /// are non-blocking; no call here ever blocks the core's thread.
-final class RDMACoreContext: CoreTurnEndAction {
+final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     let core: Core
     let eventChannel: UnsafeMutablePointer<rdma_event_channel>
     /// The configuration of the first connection on the core (completion-queue size, slab).
@@ -42,6 +42,11 @@ final class RDMACoreContext: CoreTurnEndAction {
     @exclusivity(unchecked) private var turnEndScheduled = false
     /// The pumps serving this context's descriptors, told when the context goes.
     private var pumps: [Pump] = []
+    /// Receive handlers of busy-polling connections: while there are any, the core polls the
+    /// completion queues while idle (``pollWhileIdle()``).
+    @exclusivity(unchecked) private(set) var idlePollingHandlers = 0
+    /// Whether the completions being handled were found by an idle poll (for the statistics).
+    @exclusivity(unchecked) private(set) var inIdlePoll = false
 
     /// The context of `core`, made on first use.
     ///
@@ -215,6 +220,25 @@ final class RDMACoreContext: CoreTurnEndAction {
         }
     }
 
+    // MARK: Idle polling
+
+    /// A busy-polling connection hands its messages to a receive handler: the core polls the
+    /// completion queues while idle, for at least `duration` before it parks.
+    func startIdlePolling(for duration: Duration) throws(TransportError) {
+        do {
+            try core.addIdlePoller(self, for: duration)
+        } catch {
+            throw TransportError(.shutDown, "busy polling for a receive handler: \(error.message)")
+        }
+        idlePollingHandlers += 1
+    }
+
+    /// One such handler has ended; the last stops the idle polling.
+    func stopIdlePolling() {
+        idlePollingHandlers -= 1
+        if idlePollingHandlers == 0 { core.removeIdlePoller(self) }
+    }
+
     // MARK: Pumps
 
     /// What a pump task serves.
@@ -253,6 +277,20 @@ final class RDMACoreContext: CoreTurnEndAction {
         guard let device = device(key) else { return false }
         drainCompletions(of: device)
         return true
+    }
+
+    /// The core is idle: polls every device's queue until it is empty, and hands what it found
+    /// over at once (``CoreIdlePoller``). Whether it found anything.
+    func pollWhileIdle() -> Bool {
+        var found = false
+        inIdlePoll = true
+        for (_, device) in devices where device.pollUntilEmpty(route) { found = true }
+        if found {
+            deliverDue()
+            postDueReceives()
+        }
+        inIdlePoll = false
+        return found
     }
 
     /// Polls `device`'s queue until it is empty, without waiting for its channel (before a

@@ -184,12 +184,16 @@ final class RDMADeviceContext {
     /// Polls until the queue is empty (without touching the channel). A poll that returns fewer
     /// completions than it asked for found the queue empty: no second poll to confirm it, which
     /// was on every message's path (a lock and an unlock of the queue in rxe).
-    func pollUntilEmpty(_ handle: (WorkCompletion) -> Void) {
+    /// Returns whether it found any.
+    @discardableResult
+    func pollUntilEmpty(_ handle: (WorkCompletion) -> Void) -> Bool {
+        var found = false
         while true {
             let count = crdma_poll_cq(completionQueue, Self.pollBatch, completions)
-            guard count > 0 else { return }
+            guard count > 0 else { return found }
+            found = true
             for i in 0..<Int(count) { handle(WorkCompletion(completions + i)) }
-            guard count == Self.pollBatch else { return }
+            guard count == Self.pollBatch else { return found }
         }
     }
 }

@@ -44,6 +44,7 @@ final class CoreLoop {
         self.index = index
         self.handOffJobsPerTurn = settings.handOffJobsPerTurn
         self.idlePollNanoseconds = settings.idlePollNanoseconds
+        self.idleSpinNanoseconds = settings.idlePollNanoseconds
         self.cpu = cpu
         self.backend = backend
         self.executor = executor
@@ -62,6 +63,36 @@ final class CoreLoop {
     /// How long an idle core polls its backend and inbox before it parks
     /// (``Runtime/Configuration/idlePollTime``); 0 parks at once.
     let idlePollNanoseconds: UInt64
+
+    /// Drivers' queues polled while idle (``Core/addIdlePoller(_:for:)``), each with its time.
+    @exclusivity(unchecked) private var idlePollers: [(poller: any CoreIdlePoller, nanoseconds: UInt64)] = []
+    /// How long an idle core polls: the longest of ``idlePollNanoseconds`` and the pollers' times.
+    @exclusivity(unchecked) private var idleSpinNanoseconds: UInt64 = 0
+
+    func addIdlePoller(_ poller: any CoreIdlePoller, nanoseconds: UInt64) {
+        if let index = idlePollers.firstIndex(where: { $0.poller === poller }) {
+            idlePollers[index].nanoseconds = nanoseconds
+        } else {
+            idlePollers.append((poller, nanoseconds))
+        }
+        idleSpinNanoseconds = idlePollers.reduce(idlePollNanoseconds) { max($0, $1.nanoseconds) }
+    }
+
+    func removeIdlePoller(_ poller: any CoreIdlePoller) {
+        idlePollers.removeAll { $0.poller === poller }
+        idleSpinNanoseconds = idlePollers.reduce(idlePollNanoseconds) { max($0, $1.nanoseconds) }
+    }
+
+    /// Polls every idle poller once; whether one found work.
+    private func runIdlePollers() -> Bool {
+        var found = false
+        var index = 0
+        while index < idlePollers.count {  // by index: a poller's work may remove a poller
+            if idlePollers[index].poller.pollWhileIdle() { found = true }
+            index += 1
+        }
+        return found
+    }
 
     /// ``Deadline/coarseLag`` in nanoseconds; 0 when the coarse clock is not used.
     private let coarseLagNanoseconds = Deadline.coarseLag.map { UInt64($0.nanosecondsClamped) } ?? 0
@@ -324,6 +355,9 @@ final class CoreLoop {
         var end: UInt64?
         var spins = 0
         while true {
+            // The pollers first: what a driver's queue shows is often announced on the ring as
+            // well (a completion channel's event), and taken from the queue it costs no event.
+            if !idlePollers.isEmpty && runIdlePollers() { break }
             if backend.pollIdle(handler) && hasWork { break }
             if executor.pending.load(ordering: .relaxed) > 0 { break }
             spins &+= 1
@@ -331,7 +365,7 @@ final class CoreLoop {
             if spins & 31 == 0 {
                 let now = Deadline.now.nanoseconds
                 if end == nil {
-                    var limit = now &+ idlePollNanoseconds
+                    var limit = now &+ idleSpinNanoseconds
                     if limit < now { limit = .max }
                     if let earliest = timers.earliest, earliest < limit { limit = earliest }
                     end = limit
@@ -385,7 +419,7 @@ final class CoreLoop {
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }
 
-            if idlePollNanoseconds > 0 && pollWhileIdle(handler) { continue }
+            if idleSpinNanoseconds > 0 && pollWhileIdle(handler) { continue }
 
             executor.parked.store(true, ordering: .sequentiallyConsistent)
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 {
