@@ -29,6 +29,7 @@ section ~ /ib_send_bw 1 MiB/ && $1 == "1048576" && NF >= 4 { base[round, "bw"] =
     }
     key = peer ":" workload
     if (section ~ /eager/) key = key ":eager"
+    if (section ~ /handler server/) key = key ":handler"
     ours[round, key] = value + 0
 }
 function line(name, key, against,    r, n, v, i, j, t, text) {
@@ -45,10 +46,13 @@ function line(name, key, against,    r, n, v, i, j, t, text) {
 END {
     print "== ratios per round, ours / perftest in the same round (median of the rounds)"
     line("transport rtt, events / 2 x ib_send_lat -e", "swift-net-transport-rdma:rtt", "late")
+    line("transport rtt, events, handler server / 2 x ib_send_lat -e", "swift-net-transport-rdma:rtt:handler", "late")
     line("transport rtt, busy polling / 2 x ib_send_lat", "swift-net-transport-rdma-poll:rtt", "lat")
+    line("transport rtt, busy polling, handler server / 2 x ib_send_lat", "swift-net-transport-rdma-poll:rtt:handler", "lat")
     line("transport rtt, cores polling while idle / 2 x ib_send_lat -e", "swift-net-transport-rdma-idlepoll:rtt", "late")
     line("rpc rtt, events / 2 x ib_send_lat -e", "swift-net-rpc-rdma:rtt", "late")
     line("transport 1 MiB echo, rendezvous / ib_send_bw", "swift-net-transport-rdma:bulk", "bw")
+    line("transport 1 MiB echo, rendezvous, handler server / ib_send_bw", "swift-net-transport-rdma:bulk:handler", "bw")
     line("rpc 1 MiB echo, rendezvous / ib_send_bw", "swift-net-rpc-rdma:bulk", "bw")
     line("transport 1 MiB echo, eager / ib_send_bw", "swift-net-transport-rdma:bulk:eager", "bw")
     line("transport rate, 64 B / ib_send_bw -s 64 message rate", "swift-net-transport-rdma:rate", "rate")
