@@ -144,13 +144,15 @@ struct RDMAReceiveHandlerTests {
                 let polled = server.statistics.busyPolledReceives
                 await client.close()
                 let stopped = try await waitUntil(core) { context.idlePollingHandlers == 0 }
+                let armed = !server.device.unarmed  // notifications are back on for the core's other connections
                 await listener.close()
-                return ["ok": ok ? 1 : 0, "pollingWhileServing": pollingWhileServing, "polled": polled, "stopped": stopped ? 1 : 0]
+                return ["ok": ok ? 1 : 0, "pollingWhileServing": pollingWhileServing, "polled": polled, "stopped": stopped ? 1 : 0, "armed": armed ? 1 : 0]
             }
             #expect(result["ok"] == 1)
             #expect(result["pollingWhileServing"] == 1)
             #expect((result["polled"] ?? 0) > 100)
             #expect(result["stopped"] == 1)
+            #expect(result["armed"] == 1)
         }
     }
 

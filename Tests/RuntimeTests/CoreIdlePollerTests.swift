@@ -7,6 +7,7 @@ final class ArmedPoller: CoreIdlePoller {
     let waiters: CoreWaitQueue
     var armed = false
     var calls = 0
+    var parks = 0
     var thread: Int32 = 0
     init(core: Core) { waiters = CoreWaitQueue(core: core) }
     func pollWhileIdle() -> Bool {
@@ -16,6 +17,10 @@ final class ArmedPoller: CoreIdlePoller {
         armed = false
         waiters.signalOne()
         return true
+    }
+    func coreWillPark() -> Bool {
+        parks += 1
+        return false
     }
 }
 
@@ -40,6 +45,21 @@ struct CoreIdlePollerTests {
             #expect(woken)
             #expect(onCore)
             #expect(callsAfterRemoval == 0)
+        }
+    }
+
+    @Test("Once its polling time is up with nothing found, the core tells its pollers before it parks")
+    func pollerToldBeforePark() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let parks = try await runtime.run(on: 0) { core in
+                let poller = ArmedPoller(core: core)
+                try core.addIdlePoller(poller, for: .milliseconds(1))
+                // The sleep's timer parks the core once the millisecond of polling is up.
+                try await core.sleep(for: .milliseconds(50))
+                core.removeIdlePoller(poller)
+                return poller.parks
+            }
+            #expect(parks >= 1)
         }
     }
 

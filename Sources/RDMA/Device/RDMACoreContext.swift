@@ -233,10 +233,28 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         idlePollingHandlers += 1
     }
 
-    /// One such handler has ended; the last stops the idle polling.
+    /// One such handler has ended; the last stops the idle polling (and arms the queues).
     func stopIdlePolling() {
         idlePollingHandlers -= 1
-        if idlePollingHandlers == 0 { core.removeIdlePoller(self) }
+        guard idlePollingHandlers == 0 else { return }
+        core.removeIdlePoller(self)
+        _ = armQueues()
+    }
+
+    /// The core is about to park: the queues left unarmed are armed again, and what landed
+    /// before is handed over (``CoreIdlePoller``).
+    func coreWillPark() -> Bool { armQueues() }
+
+    /// Arms the queues left without notifications and hands over what they held; whether they
+    /// held anything.
+    private func armQueues() -> Bool {
+        var found = false
+        for (_, device) in devices where device.armIfNeeded(route) { found = true }
+        if found {
+            deliverDue()
+            postDueReceives()
+        }
+        return found
     }
 
     // MARK: Pumps
@@ -256,7 +274,9 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
             return true
         case .device(let key):
             guard let device = device(key) else { return false }
-            device.serviceCompletions(route)
+            // While the core polls the queues itself, an event would only repeat what it finds:
+            // the queue is armed again when the core is about to park (``coreWillPark()``).
+            device.serviceCompletions(route, arm: idlePollingHandlers == 0)
             deliverDue()
             postDueReceives()
             return true

@@ -164,7 +164,7 @@ final class RDMADeviceContext {
     /// On a readiness the core first only polls (``pollUntilEmpty(_:)``) and calls this at the
     /// end of the turn, once the tasks those completions woke have run: the read of the event
     /// and the re-arm (two system calls) then come after their replies were posted, not before.
-    func serviceCompletions(_ handle: (WorkCompletion) -> Void) {
+    func serviceCompletions(_ handle: (WorkCompletion) -> Void, arm: Bool = true) {
         var cq: UnsafeMutablePointer<ibv_cq>?
         var context: UnsafeMutableRawPointer?
         // One event per readiness: another queued event keeps the descriptor readable, so the
@@ -177,8 +177,24 @@ final class RDMADeviceContext {
             ibv_ack_cq_events(completionQueue, unacknowledgedEvents)
             unacknowledgedEvents = 0
         }
-        _ = crdma_req_notify_cq(completionQueue, 0)
+        if arm {
+            _ = crdma_req_notify_cq(completionQueue, 0)
+        } else {
+            unarmed = true
+        }
         pollUntilEmpty(handle)
+    }
+
+    /// Whether the queue was left without notifications (its core polls it: ``armIfNeeded(_:)``).
+    @exclusivity(unchecked) private(set) var unarmed = false
+
+    /// Turns the queue's notifications back on if they were left off, then polls it (a
+    /// completion that landed before the arm raises no event). Returns whether it found any.
+    func armIfNeeded(_ handle: (WorkCompletion) -> Void) -> Bool {
+        guard unarmed else { return false }
+        unarmed = false
+        _ = crdma_req_notify_cq(completionQueue, 0)
+        return pollUntilEmpty(handle)
     }
 
     /// Polls until the queue is empty (without touching the channel). A poll that returns fewer

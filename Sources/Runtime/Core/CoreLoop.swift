@@ -83,6 +83,17 @@ final class CoreLoop {
         idleSpinNanoseconds = idlePollers.reduce(idlePollNanoseconds) { max($0, $1.nanoseconds) }
     }
 
+    /// Tells every idle poller the core is about to park; whether one found work meanwhile.
+    private func idlePollersWillPark() -> Bool {
+        var found = false
+        var index = 0
+        while index < idlePollers.count {
+            if idlePollers[index].poller.coreWillPark() { found = true }
+            index += 1
+        }
+        return found
+    }
+
     /// Polls every idle poller once; whether one found work.
     private func runIdlePollers() -> Bool {
         var found = false
@@ -370,8 +381,12 @@ final class CoreLoop {
                     if let earliest = timers.earliest, earliest < limit { limit = earliest }
                     end = limit
                 }
-                // Out of time with no work: go round again only for a timer that is now due.
-                if let end, now >= end { return timers.earliest.map { $0 <= now } ?? false }
+                // Out of time with no work: go round again only for a timer that is now due, or
+                // for work a poller found as it turned its notifications back on.
+                if let end, now >= end {
+                    if let earliest = timers.earliest, earliest <= now { return true }
+                    return !idlePollers.isEmpty && idlePollersWillPark()
+                }
             }
             curing_cpu_relax()
         }
@@ -396,6 +411,8 @@ final class CoreLoop {
                 statistics.jobsRun &+= 1
                 run(job, serial, taskExecutor)
             }
+            // A busy core polls its pollers once a turn: their notifications may be off.
+            if !idlePollers.isEmpty { _ = runIdlePollers() }
             // Before any submission or wait: what the jobs sent leaves now, with no extra round trip.
             if !turnEndActions.isEmpty { runTurnEndActions() }
 
