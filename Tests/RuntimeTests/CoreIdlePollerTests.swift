@@ -48,13 +48,13 @@ struct CoreIdlePollerTests {
         }
     }
 
-    @Test("Once its polling time is up with nothing found, the core tells its pollers before it parks")
+    @Test("Once its polling time is up with nothing found (even no time at all), the core tells its pollers before it parks")
     func pollerToldBeforePark() async throws {
         try await withRuntime(cores: 1) { runtime in
             let parks = try await runtime.run(on: 0) { core in
                 let poller = ArmedPoller(core: core)
-                try core.addIdlePoller(poller, for: .milliseconds(1))
-                // The sleep's timer parks the core once the millisecond of polling is up.
+                try core.addIdlePoller(poller, for: .zero)
+                // The sleep's timer parks the core: a poller of no time still hears of it.
                 try await core.sleep(for: .milliseconds(50))
                 core.removeIdlePoller(poller)
                 return poller.parks

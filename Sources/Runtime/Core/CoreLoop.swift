@@ -436,7 +436,8 @@ final class CoreLoop {
             // not resumed yet do not hold the core: their jobs are queued, and run below.
             if stopping && table.pendingCount == 0 { break }
 
-            if idleSpinNanoseconds > 0 && pollWhileIdle(handler) { continue }
+            // With pollers, even for no time: they must hear of the park (``CoreIdlePoller/coreWillPark()``).
+            if (idleSpinNanoseconds > 0 || !idlePollers.isEmpty) && pollWhileIdle(handler) { continue }
 
             executor.parked.store(true, ordering: .sequentiallyConsistent)
             if executor.pending.load(ordering: .sequentiallyConsistent) > 0 {
