@@ -40,28 +40,12 @@ enum DirectLoops {
         await connection.close()
     }
 
-    /// One connection's echo without a reader task: ``RDMATransport/startReceiving(_:)`` hands
-    /// each message over from the completion queue's poll and it goes back at once
-    /// (``RDMATransport/enqueue(_:_:)``: sent, or queued for credits). A send that cannot even be
-    /// queued closes the connection.
-    static func echoFromHandler(_ connection: RDMATransport) {
-        do {
-            try connection.startReceiving { event in
-                guard case .message(let message) = event else { return }
-                do {
-                    try connection.enqueue(message)
-                } catch {
-                    _ = try? connection.core.spawn { await connection.close() }
-                }
-            }
-        } catch {
-            _ = try? connection.core.spawn { await connection.close() }
-        }
-    }
-
-    /// ``echoFromHandler(_:)-(RDMATransport)`` over TCP (its receive loop is the default's: a
-    /// task on the core).
-    static func echoFromHandler(_ connection: TCPTransport) {
+    /// One connection's echo without a reader task: `startReceiving` hands each message over (for
+    /// RDMA straight from the completion queue's poll; TCP's receive loop is a task of its own)
+    /// and it goes back at once with `enqueue` (sent, or queued for credits or room). A send that
+    /// cannot even be queued closes the connection. Generic, unlike the loops: nothing here
+    /// awaits, so no executor check is paid.
+    static func echoFromHandler<Connection: Transport>(_ connection: Connection) {
         do {
             try connection.startReceiving { event in
                 guard case .message(let message) = event else { return }

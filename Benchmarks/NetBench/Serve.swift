@@ -90,7 +90,7 @@ enum ReceiveKind: String, ExpressibleByArgument, CaseIterable {
     /// A reader task per connection, awaiting `recv` (``DirectLoops/echo(_:)-(RDMATransport)``).
     case loop
     /// `startReceiving`: a handler called by the driver, no task per message
-    /// (``DirectLoops/echoFromHandler(_:)-(RDMATransport)``).
+    /// (``DirectLoops/echoFromHandler(_:)``).
     case handler
 }
 
