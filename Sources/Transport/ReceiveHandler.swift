@@ -16,7 +16,9 @@ public enum ReceiveEvent {
 
 extension Transport {
     /// A receive loop in a task of its own on the core, handing each frame to `handler`: the
-    /// default for a driver without a completion path of its own.
+    /// default for a driver without a path of its own. It promises less than the requirement:
+    /// the driver refuses another receive only while the loop waits in ``recv()``, and a second
+    /// call's handler ends with the driver's `.concurrentReceive` rather than the call throwing.
     public func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError) {
         do {
             try core.spawn { [self] in
