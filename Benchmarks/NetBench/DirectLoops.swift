@@ -1,4 +1,5 @@
 import NetRDMA
+import NetRuntime
 import NetTCP
 import NetTransport
 
@@ -60,6 +61,34 @@ enum DirectLoops {
         }
     }
 
+    /// Times `spec.count` round trips over `connection` after `spec.warmup`, each request sent by
+    /// the receive handler of the reply before it (`startReceiving`, `enqueue`), as perftest's
+    /// client posts its next send from the loop that polled the reply: no task wakes per round
+    /// trip. The calling task waits only for the end.
+    static func timeRoundTripsFromHandler<Connection: Transport>(
+        _ spec: WorkloadSpec, over connection: Connection, sending payload: Message
+    ) async throws -> [UInt64] {
+        let state = HandlerRoundTrips(try RoundTripTimer(spec), core: connection.core)
+        let total = spec.warmup + spec.count
+        try connection.startReceiving { event in
+            guard !state.done else { return }
+            switch event {
+            case .message(let reply):
+                guard reply.count == spec.size else { return state.finish(TransportError(.malformedFrame, "short echo")) }
+                let goOn = state.timer.lap(state.index)
+                state.index += 1
+                guard goOn && state.index < total else { return state.finish() }
+                do { try connection.enqueue(payload) } catch { state.finish(error) }
+            case .ended(let error):
+                state.finish(error)
+            }
+        }
+        try connection.enqueue(payload)
+        while !state.done { try await state.finished.wait(cancellable: false) }
+        if let error = state.error { throw error }
+        return state.timer.nanoseconds()
+    }
+
     /// Times `spec.count` round trips over `connection` after `spec.warmup` (stopping at
     /// `spec.maxSeconds`): send `payload`, receive the echo.
     static func timeRoundTrips(_ spec: WorkloadSpec, over connection: RDMATransport, sending payload: Message) async throws -> [UInt64] {
@@ -83,5 +112,24 @@ enum DirectLoops {
             if !timer.lap(i) { break }
         }
         return timer.nanoseconds()
+    }
+}
+
+/// The state of ``DirectLoops/timeRoundTripsFromHandler(_:over:sending:)``, shared by the
+/// receive handler and the waiting task on the core.
+final class HandlerRoundTrips {
+    var timer: RoundTripTimer
+    var index = 0
+    var done = false
+    var error: (any Error)?
+    let finished: CoreWaitQueue
+    init(_ timer: RoundTripTimer, core: Core) {
+        self.timer = timer
+        finished = CoreWaitQueue(core: core)
+    }
+    func finish(_ error: (any Error)? = nil) {
+        self.error = error
+        done = true
+        finished.signalOne()
     }
 }

@@ -24,6 +24,7 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("duration-s"), help: "Timed seconds (rate, bulk).") var durationSeconds = 5.0
     @Option(name: .customLong("max-s"), help: "Cap on the timed part of rtt, seconds.") var maxSeconds = 100.0
     @Flag(help: "rpc layer: calls with RPCCallOptions(cancellable: false), whose waits cost no cancellation handler (reported as a peer of its own).") var uncancellable = false
+    @Option(help: "transport layer, rtt: how the client takes its replies: loop (a task awaits recv) or handler (startReceiving: each reply's handler sends the next request, as perftest's client loop does; reported as a peer of its own: -handlerclient).") var receive: ReceiveKind = .loop
     @Flag(help: "rpc layer, rate and bulk: one task per connection makes its calls through RPCConnection.callAll, --depth at a time, instead of a task per call in flight (reported as a peer of its own: -batched).") var batched = false
     @OptionGroup var rdma: RDMAOptions
     @OptionGroup var runtimeOptions: RuntimeOptions
@@ -64,12 +65,18 @@ struct Run: AsyncParsableCommand {
         let carrier = transport.rawValue + (transport == .rdma && self.rdma.rdmaBusyPollUs != nil ? "-poll" : "")
         let peer = "swift-net-\(layer.rawValue)-\(carrier)" + (layer == .rpc && uncancellable ? "-uncancellable" : "")
             + (layer == .rpc && batched ? "-batched" : "")
+            + (layer == .transport && receive == .handler ? "-handlerclient" : "")
             + runtimeOptions.peerSuffix
+        let receive = self.receive
         var rows: [ResultRow] = []
         for spec in specs {
             let measurement = try await runtime.run(on: 0) { core in
                 switch (layer, transport) {
                 case (.runtime, _): Measurement(samples: try await RuntimeRTT.measure(core: core, spec: spec))
+                case (.transport, .tcp) where receive == .handler:
+                    try await TransportClient.measure(spec, dialer: TCPDialer(), on: core, roundTrips: DirectLoops.timeRoundTripsFromHandler)
+                case (.transport, .rdma) where receive == .handler:
+                    try await TransportClient.measure(spec, dialer: RDMADialer(configuration: rdma), on: core, roundTrips: DirectLoops.timeRoundTripsFromHandler)
                 case (.transport, .tcp): try await TransportClient.measure(spec, dialer: TCPDialer(), on: core, roundTrips: DirectLoops.timeRoundTrips)
                 case (.transport, .rdma): try await TransportClient.measure(spec, dialer: RDMADialer(configuration: rdma), on: core, roundTrips: DirectLoops.timeRoundTrips)
                 case (.rpc, .tcp): try await RPCClientBench.measure(spec, dialer: TCPDialer(), on: core)
