@@ -45,6 +45,8 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     /// Receive handlers of busy-polling connections: while there are any, the core polls the
     /// completion queues while idle (``pollWhileIdle()``).
     @exclusivity(unchecked) private(set) var idlePollingHandlers = 0
+    /// How long the core polls for them: the longest `busyPolling` among them.
+    @exclusivity(unchecked) private var idlePollingTime: Duration = .zero
     /// Whether the completions being handled were found by an idle poll (for the statistics).
     @exclusivity(unchecked) private(set) var inIdlePoll = false
 
@@ -223,13 +225,16 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     // MARK: Idle polling
 
     /// A busy-polling connection hands its messages to a receive handler: the core polls the
-    /// completion queues while idle, for at least `duration` before it parks.
+    /// completion queues while idle, for at least `duration` (the longest any such connection
+    /// asked for) before it parks.
     func startIdlePolling(for duration: Duration) throws(TransportError) {
+        let longest = idlePollingHandlers == 0 ? duration : max(idlePollingTime, duration)
         do {
-            try core.addIdlePoller(self, for: duration)
+            try core.addIdlePoller(self, for: longest)
         } catch {
             throw TransportError(.shutDown, "busy polling for a receive handler: \(error.message)")
         }
+        idlePollingTime = longest
         idlePollingHandlers += 1
     }
 
