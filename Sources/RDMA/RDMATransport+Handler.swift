@@ -45,6 +45,20 @@ extension RDMATransport {
         statistics.sendsDelayed += 1
     }
 
+    /// Stops handing messages to the handler until ``resumeReceiving()``: they wait in their
+    /// receive buffers, whose credits the peer then lacks (see ``Transport/pauseReceiving()``).
+    public func pauseReceiving() {
+        receivePaused = true
+    }
+
+    /// Hands messages to the handler again, those that waited first (after the current poll,
+    /// or at the end of the turn).
+    public func resumeReceiving() {
+        guard receivePaused else { return }
+        receivePaused = false
+        if handler != nil && (!ready.isEmpty || failure != nil) { scheduleDelivery() }
+    }
+
     /// A message is ready (or a rendezvous message became whole): the waiting receive wakes, or
     /// the handler gets it after the poll.
     @inline(__always)
@@ -69,7 +83,8 @@ extension RDMATransport {
     func deliverReady() {
         deliveryDue = false
         guard let handler else { return }
-        while failure == nil || failure?.code == .closed, let message = takeReadyMessage() {
+        // The connection's end ends a pause: what came before a clean end goes first.
+        while !receivePaused || failure != nil, failure == nil || failure?.code == .closed, let message = takeReadyMessage() {
             if context.inIdlePoll { statistics.busyPolledReceives += 1 }
             handler(.message(message))
         }

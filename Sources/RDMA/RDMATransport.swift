@@ -101,6 +101,8 @@ public final class RDMATransport: Transport {
     @exclusivity(unchecked) var receiving = false
     /// The receive handler (``startReceiving(_:)``), until the connection's end is handed to it.
     @exclusivity(unchecked) var handler: ((ReceiveEvent) -> Void)?
+    /// Whether the handler's messages wait (``pauseReceiving()``).
+    @exclusivity(unchecked) var receivePaused = false
     /// Whether the context is to hand this connection's messages to its handler.
     @exclusivity(unchecked) var deliveryDue = false
     /// Whether the core polls the completion queue while idle for this connection's handler.

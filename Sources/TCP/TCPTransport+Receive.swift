@@ -53,10 +53,25 @@ extension TCPTransport {
         receiving = true  // for good: the loop owns the receive side until the connection ends
     }
 
+    /// Stops handing frames to the handler until ``resumeReceiving()``: the loop reads no more,
+    /// so the socket's receive buffer and then the peer's window fill (see
+    /// ``Transport/pauseReceiving()``).
+    public func pauseReceiving() {
+        receivePaused = true
+    }
+
+    /// Hands frames to the handler again, those already read first.
+    public func resumeReceiving() {
+        guard receivePaused else { return }
+        receivePaused = false
+        receiveResumed.signalAll()
+    }
+
     /// The receive loop of ``startReceiving(_:)``, ending with the connection.
     private func deliverFrames(to handler: (ReceiveEvent) -> Void) async {
         while true {
             do {
+                while receivePaused && failure == nil { try await receiveResumed.wait(cancellable: false) }
                 try checkOpen()
                 handler(.message(try await receiveFrame(cancellable: false)))
             } catch {

@@ -35,6 +35,12 @@ extension Transport {
         }
     }
 
+    /// Nothing: a driver without a pause of its own keeps handing frames over.
+    public func pauseReceiving() {}
+
+    /// Nothing: a driver without a pause of its own never paused.
+    public func resumeReceiving() {}
+
     /// ``trySend(_:_:)`` or `.resourceExhausted`: a driver without a send queue of its own
     /// queues nothing.
     public func enqueue(_ head: Message, _ body: Message) throws(TransportError) {

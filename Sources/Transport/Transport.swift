@@ -67,6 +67,18 @@ public protocol Transport: AnyObject, SendableMetatype {
     ///   `.shutDown` if the core is stopping; `.invalidArgument` off the connection's core.
     func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError)
 
+    /// Stops handing frames to the ``startReceiving(_:)`` handler until ``resumeReceiving()``:
+    /// frames that arrive meanwhile wait in the driver (RDMA: in their receive buffers, so the
+    /// peer runs out of credits; TCP: unread, so its window fills). The backpressure of a handler:
+    /// when ``enqueue(_:_:)`` refuses an answer, pause, await ``send(_:_:)`` for it in a task,
+    /// then resume; no later answer can overtake it, since none comes while paused. A pause
+    /// ends with the connection: closing it, or its failure, still reaches the handler as
+    /// ``ReceiveEvent/ended(_:)``.
+    func pauseReceiving()
+
+    /// Hands frames to the handler again after ``pauseReceiving()``, those that waited first.
+    func resumeReceiving()
+
     /// Sends `head` then `body` as one frame without ever waiting: sent at once where
     /// ``trySend(_:_:)`` would, else queued behind the frames before it (sends waiting for
     /// credits or room), up to the driver's bound. For code that must not suspend (a

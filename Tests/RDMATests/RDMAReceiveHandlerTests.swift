@@ -156,6 +156,48 @@ struct RDMAReceiveHandlerTests {
         }
     }
 
+    @Test("a paused handler gets nothing: the messages wait in their buffers, holding the peer's credits; resumed, it gets them in order")
+    func pauseHoldsCredits() async throws {
+        try await withRuntime { runtime in
+            let result = try await runtime.run(on: 0) { core -> [String: Int] in
+                let small = scaledConfiguration { $0.receiveDepth = 8; $0.creditReturnBatch = 2 }
+                let (client, server, listener) = try await connectedPair(on: core, client: small, server: small)
+                let record = Record()
+                try server.startReceiving { event in
+                    guard case .message(let message) = event else { return }
+                    record.sequences.append(header(message).sequence)
+                    if record.sequences.count == 1 { server.pauseReceiving() }
+                }
+                var posted = 0
+                while try client.trySend(Message(payload(sender: 9, sequence: posted, size: 300))) { posted += 1 }
+                let waiting = try await waitUntil(core) { server.queuedReceives == posted - 1 }
+                let whilePaused = record.sequences.count
+                let stillRefused = try !client.trySend(Message(payload(sender: 9, sequence: posted, size: 300)))
+                server.resumeReceiving()
+                let all = try await waitUntil(core) { record.sequences.count == posted }
+                // The buffers go back, and with them the credits.
+                let sendsAgain = try await waitUntil(core) { (try? client.trySend(Message(payload(sender: 9, sequence: posted, size: 300)))) == true }
+                let last = try await waitUntil(core) { record.sequences.count == posted + 1 }
+                await client.close()
+                await server.close()
+                await listener.close()
+                return [
+                    "posted": posted, "waiting": waiting ? 1 : 0, "whilePaused": whilePaused, "stillRefused": stillRefused ? 1 : 0,
+                    "all": all ? 1 : 0, "sendsAgain": sendsAgain ? 1 : 0, "last": last ? 1 : 0,
+                    "inOrder": record.sequences == Array(0...posted) ? 1 : 0,
+                ]
+            }
+            #expect(result["posted"] == 8)
+            #expect(result["waiting"] == 1)
+            #expect(result["whilePaused"] == 1)
+            #expect(result["stillRefused"] == 1)
+            #expect(result["all"] == 1)
+            #expect(result["sendsAgain"] == 1)
+            #expect(result["last"] == 1)
+            #expect(result["inOrder"] == 1)
+        }
+    }
+
     @Test("a peer that sends past its credits ends a handler's connection with protocolViolation, once")
     func violationEndsHandler() async throws {
         try await withRuntime { runtime in

@@ -84,6 +84,45 @@ struct TCPReceiveHandlerTests {
         }
     }
 
+    @Test("a paused handler reads nothing more; resumed, it gets the frames in order; closing ends the pause")
+    func pauseAndResume() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (whilePaused, after, ends) = try await runtime.run(on: 0) { core in
+                let (client, server, listener) = try await connectedPair(on: core, group: group)
+                let record = Record()
+                try server.startReceiving { event in
+                    switch event {
+                    case .message(let message):
+                        record.messages.append(message.bytes)
+                        if record.messages.count == 1 { server.pauseReceiving() }
+                    case .ended(let error):
+                        record.ends.append(error.code)
+                    }
+                }
+                let payloads = (0..<5).map { payload(sender: 3, sequence: $0, size: 100) }
+                try await client.send(Message(payloads[0]))
+                let deadline = Deadline.now + .seconds(10)
+                while record.messages.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                for p in payloads.dropFirst() { try await client.send(Message(p)) }
+                try await core.sleep(for: .milliseconds(50))  // frames that arrive now stay unread
+                let whilePaused = record.messages.count
+                server.resumeReceiving()
+                while record.messages.count < 5 && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                let after = record.messages == payloads
+                server.pauseReceiving()
+                await server.close()  // ends the pause: the handler hears the end
+                while record.ends.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                await client.close()
+                await listener.close()
+                return (whilePaused, after, record.ends)
+            }
+            #expect(whilePaused == 1)
+            #expect(after)
+            #expect(ends == [.closed])
+        }
+    }
+
     @Test("enqueue queues up to maximumQueuedBytes without waiting, then refuses and queues nothing")
     func enqueueIsBounded() async throws {
         try await withRuntime { runtime in
