@@ -6,6 +6,8 @@ import Testing
 final class ArmedPoller: CoreIdlePoller {
     let waiters: CoreWaitQueue
     var armed = false
+    /// Whether the work is found only when the core says it is about to park.
+    var armedForPark = false
     var calls = 0
     var parks = 0
     var thread: Int32 = 0
@@ -20,7 +22,10 @@ final class ArmedPoller: CoreIdlePoller {
     }
     func coreWillPark() -> Bool {
         parks += 1
-        return false
+        guard armedForPark else { return false }
+        armedForPark = false
+        waiters.signalOne()
+        return true
     }
 }
 
@@ -39,7 +44,8 @@ struct CoreIdlePollerTests {
                 let onCore = poller.thread == Core.currentThreadID
                 core.removeIdlePoller(poller)
                 let calls = poller.calls
-                try await core.sleep(for: .milliseconds(20))
+                // Turns that each wait for the ring: a poller still held would be called in them.
+                for _ in 0..<10 { try await core.nop() }
                 return (woken, onCore, poller.calls - calls)
             }
             #expect(woken)
@@ -48,18 +54,21 @@ struct CoreIdlePollerTests {
         }
     }
 
-    @Test("Once its polling time is up with nothing found (even no time at all), the core tells its pollers before it parks")
+    @Test("Once its polling time is up with nothing found (even no time at all), the core tells its pollers before it parks, and work they find then keeps it up")
     func pollerToldBeforePark() async throws {
         try await withRuntime(cores: 1) { runtime in
-            let parks = try await runtime.run(on: 0) { core in
+            let (woken, polledFirst) = try await runtime.run(on: 0) { core in
                 let poller = ArmedPoller(core: core)
                 try core.addIdlePoller(poller, for: .zero)
-                // The sleep's timer parks the core: a poller of no time still hears of it.
-                try await core.sleep(for: .milliseconds(50))
+                // Only the call before the park can end this wait before its bound.
+                poller.armedForPark = true
+                var woken = true
+                do { try await poller.waiters.wait(deadline: Deadline.now + .seconds(20)) } catch { woken = false }
                 core.removeIdlePoller(poller)
-                return poller.parks
+                return (woken, poller.calls > 0)
             }
-            #expect(parks >= 1)
+            #expect(woken)
+            #expect(polledFirst)
         }
     }
 

@@ -10,11 +10,32 @@ import Testing
 /// `startReceiving` and `enqueue` over TCP: a server that answers from a handler, never waiting.
 @Suite("TCP receive handler", .timeLimit(.minutes(1)))
 struct TCPReceiveHandlerTests {
-    /// What a handler saw, on the core.
+    /// What a handler saw, on the core; a task waits on it for the handler's next call.
     final class Record {
         var messages: [[UInt8]] = []
         var ends: [TransportError.Code] = []
         var refused: [TransportError.Code] = []
+        let changed: CoreWaitQueue
+        init(core: Core) { changed = CoreWaitQueue(core: core) }
+
+        /// Notes `event` and wakes the waiting task.
+        func note(_ event: ReceiveEvent) {
+            switch event {
+            case .message(let message): messages.append(message.bytes)
+            case .ended(let error): ends.append(error.code)
+            }
+            changed.signalAll()
+        }
+
+        /// Waits, handler call by handler call, until `condition` holds; false past a bound
+        /// (not a pace: the handler's calls end each wait).
+        func wait(until condition: () -> Bool) async -> Bool {
+            let deadline = Deadline.now + .seconds(10)
+            while !condition() {
+                do { try await changed.wait(deadline: deadline) } catch { return condition() }
+            }
+            return true
+        }
     }
 
     @Test("a handler gets every frame in order, those sent before it first; it answers with enqueue; its end comes once")
@@ -25,15 +46,12 @@ struct TCPReceiveHandlerTests {
                 let (client, server, listener) = try await connectedPair(on: core, group: group)
                 let payloads = (0..<6).map { payload(sender: 1, sequence: $0, size: 50 + $0 * 100) }
                 for p in payloads.prefix(3) { try await client.send(Message(p)) }
-                let record = Record()
+                let record = Record(core: core)
                 try server.startReceiving { event in
-                    switch event {
-                    case .message(let message):
-                        record.messages.append(message.bytes)
+                    if case .message(let message) = event {
                         do throws(TransportError) { try server.enqueue(message) } catch { record.refused.append(error.code) }
-                    case .ended(let error):
-                        record.ends.append(error.code)
                     }
+                    record.note(event)
                 }
                 var recvRefused: TransportError.Code?
                 do { _ = try await server.recv() } catch let error as TransportError { recvRefused = error.code }
@@ -43,9 +61,10 @@ struct TCPReceiveHandlerTests {
                 var echoed: [[UInt8]] = []
                 for _ in payloads { echoed.append(try await client.recv().bytes) }
                 await client.close()
-                let deadline = Deadline.now + .seconds(10)
-                while record.ends.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
-                try await core.sleep(for: .milliseconds(20))  // a second end would come now
+                _ = await record.wait { !record.ends.isEmpty }
+                // Ending it again (ours, after the peer's) must not reach the handler twice.
+                await server.close()
+                try await core.nop()
                 #expect(!server.isOpen)
                 await listener.close()
                 return (echoed == payloads && record.messages == payloads, record.refused, record.ends, recvRefused, secondRefused)
@@ -65,16 +84,10 @@ struct TCPReceiveHandlerTests {
             let (messages, ends) = try await runtime.run(on: 0) { core in
                 let listener = try group.listener(on: core)
                 let (peer, server) = try await rawPeer(on: core, listener: listener)
-                let record = Record()
-                try server.startReceiving { event in
-                    switch event {
-                    case .message(let message): record.messages.append(message.bytes)
-                    case .ended(let error): record.ends.append(error.code)
-                    }
-                }
+                let record = Record(core: core)
+                try server.startReceiving { record.note($0) }
                 try await rawWrite(core, peer, frame([1, 2, 3]) + [0, 0, 0x13, 0x88])  // then 5,000 bytes announced
-                let deadline = Deadline.now + .seconds(10)
-                while record.ends.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                _ = await record.wait { !record.ends.isEmpty }
                 try await core.close(peer)
                 await listener.close()
                 return (record.messages, record.ends)
@@ -90,29 +103,24 @@ struct TCPReceiveHandlerTests {
             let group = try bindGroup(runtime)
             let (whilePaused, after, ends) = try await runtime.run(on: 0) { core in
                 let (client, server, listener) = try await connectedPair(on: core, group: group)
-                let record = Record()
+                let record = Record(core: core)
                 try server.startReceiving { event in
-                    switch event {
-                    case .message(let message):
-                        record.messages.append(message.bytes)
-                        if record.messages.count == 1 { server.pauseReceiving() }
-                    case .ended(let error):
-                        record.ends.append(error.code)
-                    }
+                    record.note(event)
+                    if record.messages.count == 1 { server.pauseReceiving() }
                 }
                 let payloads = (0..<5).map { payload(sender: 3, sequence: $0, size: 100) }
                 try await client.send(Message(payloads[0]))
-                let deadline = Deadline.now + .seconds(10)
-                while record.messages.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                _ = await record.wait { !record.messages.isEmpty }
                 for p in payloads.dropFirst() { try await client.send(Message(p)) }
-                try await core.sleep(for: .milliseconds(50))  // frames that arrive now stay unread
+                // The frames are in the server's socket, unread: the paused loop has not taken them.
+                try await core.waitReadable(server.fd)
                 let whilePaused = record.messages.count
                 server.resumeReceiving()
-                while record.messages.count < 5 && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                _ = await record.wait { record.messages.count == 5 }
                 let after = record.messages == payloads
                 server.pauseReceiving()
                 await server.close()  // ends the pause: the handler hears the end
-                while record.ends.isEmpty && !deadline.hasPassed { try await core.sleep(for: .milliseconds(1)) }
+                _ = await record.wait { !record.ends.isEmpty }
                 await client.close()
                 await listener.close()
                 return (whilePaused, after, record.ends)
