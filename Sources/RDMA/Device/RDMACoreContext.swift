@@ -184,6 +184,13 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         }
     }
 
+    /// After a poll: the messages it found go to their handlers, then the receive buffers
+    /// released meanwhile are posted again (after the replies' doorbells).
+    private func handOverPolled() {
+        deliverDue()
+        postDueReceives()
+    }
+
     /// Posts the receive buffers released since the last call again.
     func postDueReceives() {
         guard !repostsDue.isEmpty else { return }
@@ -202,8 +209,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         turnEndScheduled = false
         swap(&servicesDue, &servicesRunning)
         servicesRunning.removeAll { $0._withUnsafeGuaranteedRef { $0.serveNow() } }
-        deliverDue()
-        postDueReceives()
+        handOverPolled()
     }
 
     /// Fails connection `number` (its queue pair had a fatal asynchronous event).
@@ -255,10 +261,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     private func armQueues() -> Bool {
         var found = false
         for (_, device) in devices where device.armIfNeeded(route) { found = true }
-        if found {
-            deliverDue()
-            postDueReceives()
-        }
+        if found { handOverPolled() }
         return found
     }
 
@@ -282,8 +285,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
             // While the core polls the queues itself, an event would only repeat what it finds:
             // the queue is armed again when the core is about to park (``coreWillPark()``).
             device.serviceCompletions(route, arm: idlePollingHandlers == 0)
-            deliverDue()
-            postDueReceives()
+            handOverPolled()
             return true
         case .asyncEvents(let key):
             guard let device = device(key) else {
@@ -310,10 +312,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         var found = false
         inIdlePoll = true
         for (_, device) in devices where device.pollUntilEmpty(route) { found = true }
-        if found {
-            deliverDue()
-            postDueReceives()
-        }
+        if found { handOverPolled() }
         inIdlePoll = false
         return found
     }
@@ -322,9 +321,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     /// disconnect is acted on, so messages that arrived first are delivered first).
     func drainCompletions(of device: RDMADeviceContext) {
         device.pollUntilEmpty(route)
-        // After the poll: a message already there is delivered first.
-        deliverDue()
-        postDueReceives()
+        handOverPolled()
     }
 
     /// Routes one completion by its `wr_id` (the only field valid on error). Completions of a

@@ -84,22 +84,18 @@ final class CoreLoop {
     }
 
     /// Tells every idle poller the core is about to park; whether one found work meanwhile.
-    private func idlePollersWillPark() -> Bool {
-        var found = false
-        var index = 0
-        while index < idlePollers.count {
-            if idlePollers[index].poller.coreWillPark() { found = true }
-            index += 1
-        }
-        return found
-    }
+    private func idlePollersWillPark() -> Bool { eachIdlePoller { $0.coreWillPark() } }
 
     /// Polls every idle poller once; whether one found work.
-    private func runIdlePollers() -> Bool {
+    private func runIdlePollers() -> Bool { eachIdlePoller { $0.pollWhileIdle() } }
+
+    /// Calls `body` with every idle poller; whether any call found work.
+    @inline(__always)
+    private func eachIdlePoller(_ body: (any CoreIdlePoller) -> Bool) -> Bool {
         var found = false
         var index = 0
         while index < idlePollers.count {  // by index: a poller's work may remove a poller
-            if idlePollers[index].poller.pollWhileIdle() { found = true }
+            if body(idlePollers[index].poller) { found = true }
             index += 1
         }
         return found
