@@ -78,6 +78,7 @@ let package = Package(
             name: "NetRPC",
             dependencies: [
                 "NetRuntime", "NetTransport", "NetPool",
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -73,6 +73,13 @@ extension TCPTransport {
             do {
                 while receivePaused && failure == nil { try await receiveResumed.wait(cancellable: false) }
                 try checkOpen()
+                if largeFrame == nil, let frame = bufferedFrame() {
+                    handler(.message(frame))
+                    continue
+                }
+                // Tasks the handler woke (callers it answered) run first, and what they send
+                // leaves, before this loop sets up its read: that is then off the round trip.
+                if core.hasQueuedJobs { try await core.yieldUntilTurnEnd() }
                 handler(.message(try await receiveFrame(cancellable: false)))
             } catch {
                 let ended = await receiveEnded(by: error)

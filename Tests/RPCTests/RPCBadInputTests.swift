@@ -157,6 +157,30 @@ struct RPCBadInputTests {
         #expect(frame.kind == .error && frame.callID == 3 && frame.status?.code == .resourceExhausted)
     }
 
+    @Test("A client that sends without reading its answers gets them all later, in order: the server waits for room, and does not drop, reorder or close")
+    func unreadAnswers() async throws {
+        // 128 answers of 256 KiB (32 MiB) cannot all wait in socket buffers: the server's inline
+        // answers run out of room, so it pauses its reading until each answer has gone.
+        let count = 128, size = 256 * 1024
+        let seen = try await check { raw in
+            try await raw.hello()
+            var encoder = WireEncoder()
+            encoder.encode(size)
+            for id in 1...UInt64(count) { try await raw.request(id, method: TestAPI.fill.id, payload: encoder.bytes) }
+            try await raw.transport.send(raw.writer.bare(.ping, callID: 9))
+            var seen: [(FrameKind, UInt64, Int)] = []
+            for _ in 0...count {
+                let frame = try await raw.next()
+                seen.append((frame.kind, frame.callID, frame.payload.count))
+            }
+            return seen.map { "\($0.0) \($0.1) \($0.2)" }
+        }
+        let answerBytes = wireString(String(repeating: "x", count: size)).count
+        var expected = (1...count).map { "\(FrameKind.response) \($0) \(answerBytes)" }
+        expected.append("\(FrameKind.pong) 9 0")
+        #expect(seen == expected)
+    }
+
     @Test("Oversize metadata: resourceExhausted for that call")
     func oversizeMetadata() async throws {
         let frame = try await check(configuration: .defaults { $0.maximumMetadataBytes = 64 }) { raw in

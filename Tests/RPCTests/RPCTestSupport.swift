@@ -32,6 +32,8 @@ enum TestAPI {
     /// Inline (``RPCHandlers/registerInline(_:_:)``): returns the text reversed, or throws for "fail"
     /// (a plain error) and "status" (an ``RPCError`` passed through as it is); records the text when it runs.
     static let inline = RPCMethod<String, String>(id: 9, name: "Test.inline")
+    /// Inline: returns a string of the given number of bytes (a small request, a large answer).
+    static let fill = RPCMethod<Int, String>(id: 10, name: "Test.fill")
 
     struct Point: Codable, Equatable, Sendable { var x: Int; var y: Double }
 }
@@ -150,6 +152,7 @@ struct TestService: RPCService {
             return true
         }
         handlers.register(TestAPI.json) { point, _ in TestAPI.Point(x: point.x * 2, y: point.y * 2) }
+        handlers.registerInline(TestAPI.fill) { count, _ in String(repeating: "x", count: max(count, 0)) }
         handlers.registerInline(TestAPI.inline) { text, context in
             probe.record(text)
             switch text {

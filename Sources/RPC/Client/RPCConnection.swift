@@ -27,11 +27,14 @@ public final class RPCConnection<T: Transport> {
     private var keepalive: CoreWakeHandle?
     @exclusivity(unchecked) private var scratch: [UInt8] = []
     @exclusivity(unchecked) private var helloSent = false
-    /// Whether the reader has resumed a call since it last waited for a frame.
-    @exclusivity(unchecked) private var resumedCalls = false
 
-    /// Starts RPC on `transport` (sends the hello and starts the reader and the keepalive).
+    /// Starts RPC on `transport`: its frames go to this connection's receive handler
+    /// (``Transport/startReceiving(_:)``), which resumes each answered call with no task of its
+    /// own; a task sends the hello unless a call has, and the keepalive runs in another.
     /// Call on the transport's core.
+    ///
+    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the transport's core; the transport's
+    ///   `.concurrentReceive` if something else receives on it.
     public init(_ transport: T, configuration: RPCConfiguration = .init()) throws {
         guard transport.core.isCurrent else { throw RuntimeError.notOnCore("RPCConnection off its transport's core") }
         self.transport = transport
@@ -39,8 +42,13 @@ public final class RPCConnection<T: Transport> {
         self.configuration = configuration
         self.room = CoreWaitQueue(core: transport.core)
         self.writer = FrameWriter { [unowned transport] capacity in transport.allocateBuffer(capacity: capacity) }
+        // The handler holds this connection until the transport's end, which it hears last.
+        try transport.startReceiving { [self] event in received(event) }
         let connection = UnsafeTransfer(self)
-        Task(executorPreference: core.executor) { @concurrent in await connection.value.readLoop() }
+        Task(executorPreference: core.executor) { @concurrent in
+            guard !connection.value.helloSent else { return }
+            do { try await connection.value.sendHello() } catch { await connection.value.fail(RPCError(.connectionLost, "the hello could not be sent: \(error)")) }
+        }
         if configuration.keepaliveInterval != nil {
             Task(executorPreference: core.executor) { @concurrent in await connection.value.keepaliveLoop() }
         }
@@ -189,82 +197,75 @@ public final class RPCConnection<T: Transport> {
         try await transport.send(writer.hello(limits))
     }
 
-    private func readLoop() async {
-        var ending = RPCError(.connectionLost, "the connection ended")
-        do {
-            if !helloSent { try await sendHello() }
-            while failure == nil {
-                let message = try await nextFrame()
-                lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
-                unansweredPings = 0
-                let frame: RPCFrame
-                do {
-                    frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
-                } catch {
-                    guard error.fatal else { continue }
-                    ending = RPCError(.connectionLost, "the server broke the protocol: \(error.error.message)")
-                    break
-                }
-                switch frame.kind {
-                case .response:
-                    complete(frame.callID) { $0.response = frame.payload }
-                case .error:
-                    let status = frame.status ?? RPCError(.unknown, "")
-                    if frame.callID == 0 {
-                        ending = RPCError(.connectionLost, "the server closed the connection: \(status)")
-                    } else {
-                        complete(frame.callID) { $0.error = status }
-                    }
-                case .goAway:
-                    goingAway = true
-                    configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
-                case .hello:
-                    if let limits = frame.helloLimits {
-                        peerLimit = max(Int(limits.maximumConcurrentCalls), 1)
-                        peerMetadataLimit = Int(limits.maximumMetadataBytes)
-                    }
-                case .ping:
-                    try await transport.send(writer.bare(.pong, callID: frame.callID))
-                case .pong, .request, .oneWay, .cancel:
-                    break
-                }
-            }
-        } catch {
-            ending = RPCError(.connectionLost, "the connection ended: \(error)")
+    /// The transport's receive handler: answers resume their calls; the end fails the rest.
+    private func received(_ event: ReceiveEvent) {
+        guard case .message(let message) = event else {
+            if case .ended(let error) = event { failSoon(RPCError(.connectionLost, "the connection ended: \(error)")) }
+            return
         }
-        await fail(ending)
+        guard failure == nil else { return }
+        lastHeard = .coarseNow  // keepalive precision is milliseconds; this read costs no system call
+        unansweredPings = 0
+        let frame: RPCFrame
+        do {
+            frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
+        } catch {
+            if error.fatal { failSoon(RPCError(.connectionLost, "the server broke the protocol: \(error.error.message)")) }
+            return
+        }
+        switch frame.kind {
+        case .response:
+            complete(frame.callID) { $0.response = frame.payload }
+        case .error:
+            let status = frame.status ?? RPCError(.unknown, "")
+            if frame.callID == 0 {
+                failSoon(RPCError(.connectionLost, "the server closed the connection: \(status)"))
+            } else {
+                complete(frame.callID) { $0.error = status }
+            }
+        case .goAway:
+            goingAway = true
+            configuration.logger.debug("rpc: go-away", metadata: ["peer": "\(transport.peerAddress.map { "\($0)" } ?? "?")"])
+        case .hello:
+            if let limits = frame.helloLimits {
+                peerLimit = max(Int(limits.maximumConcurrentCalls), 1)
+                peerMetadataLimit = Int(limits.maximumMetadataBytes)
+            }
+        case .ping:
+            // A pong that finds no room is dropped: the server's keepalive only needs to hear
+            // something, and this side's answers (or the next pong) will do.
+            try? transport.enqueue(writer.bare(.pong, callID: frame.callID))
+        case .pong, .request, .oneWay, .cancel:
+            break
+        }
     }
 
     private func complete(_ id: UInt64, _ body: (inout PendingCall) -> Void) {
         // An unknown ID is a call that was cancelled or timed out: its response is dropped.
-        if let handle = pending.answer(id, body) {
-            core.resume(handle)
-            resumedCalls = true
-        }
-    }
-
-    /// The next frame: one of a batch already read (no suspension), or, once the batch is done,
-    /// one received after the calls it answered have run. Those calls' next requests then leave
-    /// (at the turn's end) before this reader sets up its receive, which is off the round trip.
-    @inline(__always)
-    private func nextFrame() async throws -> Message {
-        if let message = try transport.tryRecv() { return message }
-        if resumedCalls {
-            resumedCalls = false
-            try await core.yieldUntilTurnEnd()
-        }
-        // Not cancellable: nothing cancels the reader; the connection's end ends its receive.
-        return try await transport.recv(cancellable: false)
+        if let handle = pending.answer(id, body) { core.resume(handle) }
     }
 
     /// Ends the connection with `error`: every pending call fails with it at once.
     private func fail(_ error: RPCError) async {
-        guard failure == nil else { return }
+        if failNow(error) { await transport.close() }
+    }
+
+    /// ``fail(_:)`` from the receive handler, which cannot wait: the calls fail now, the
+    /// transport closes in a task.
+    private func failSoon(_ error: RPCError) {
+        guard failNow(error) else { return }
+        let transport = UnsafeTransfer(transport)
+        Task(executorPreference: core.executor) { @concurrent in await transport.value.close() }
+    }
+
+    /// Fails every pending call with `error`, unless the connection has already failed.
+    private func failNow(_ error: RPCError) -> Bool {
+        guard failure == nil else { return false }
         failure = error
         for id in pending.ids { complete(id) { $0.error = error } }
         room.signalAll()
         if let keepalive { core.resume(keepalive) }
-        await transport.close()
+        return true
     }
 
     // MARK: Keepalive

@@ -1,10 +1,12 @@
+import DequeModule
 import HeapModule
 import NetRuntime
 import NetTransport
 import Logging
 
-/// One connection served by an ``RPCServer``, on its core: a read loop that parses frames and
-/// starts a task per call, a deadline sweeper, and the drain. Non-Sendable: it lives on its core.
+/// One connection served by an ``RPCServer``, on its core: a receive handler that parses frames,
+/// runs inline handlers at once and starts a worker task per other call, a deadline sweeper, and
+/// the drain. Non-Sendable: it lives on its core.
 final class ServerConnection<T: Transport>: DrainableConnection {
     let transport: T
     let server: RPCServer
@@ -23,6 +25,12 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private var draining = false
     private var ended = false
     private var highestCallID: UInt64 = 0
+    /// An answer the transport had no room for is being sent by a task; frames wait meanwhile.
+    private var answerWaiting = false
+    /// A connection-level error is being sent before the close; frames are ignored.
+    private var closing = false
+    /// Frames that came while an answer waited (only from a driver that cannot pause).
+    @exclusivity(unchecked) private var backlog = Deque<Message>()
 
     @exclusivity(unchecked) private var idleWorkers: [CallWorker] = []
 
@@ -35,61 +43,87 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         self.writer = FrameWriter { [unowned transport] capacity in transport.allocateBuffer(capacity: capacity) }
     }
 
-    /// Starts the read loop (on the core's thread).
+    /// Starts serving (on the core's thread): the hello, then every frame from the transport's
+    /// receive handler (``Transport/startReceiving(_:)``), with no task woken per frame.
     func launch() {
         let connection = UnsafeTransfer(self)
-        Task(executorPreference: core.executor) { @concurrent in await connection.value.readLoop() }
+        Task(executorPreference: core.executor) { @concurrent in await connection.value.start() }
     }
 
     private var configuration: RPCConfiguration { server.configuration }
 
     // MARK: Reading
 
-    private func readLoop() async {
+    private func start() async {
         let limits = HelloLimits(
             maximumConcurrentCalls: UInt32(clamping: configuration.maximumConcurrentCalls),
             maximumMetadataBytes: UInt32(clamping: configuration.maximumMetadataBytes))
         do {
             try await transport.send(writer.hello(limits))
-            while !ended {
-                // One of a batch already read: no suspension. Not cancellable: nothing cancels the
-                // reader, and the connection's end ends its receive.
-                let message = try await transport.nextFrame(cancellable: false)
-                let frame: RPCFrame
-                do {
-                    frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
-                } catch {
-                    if error.fatal {
-                        configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error.error)"])
-                        try? await transport.send(writer.status(.error, callID: 0, error.error))
-                        break
-                    }
-                    if let callID = error.callID { try await transport.send(writer.status(.error, callID: callID, error.error)) }
-                    continue
-                }
-                if !helloReceived {
-                    guard frame.kind == .hello, let versions = frame.helloVersions, versions.contains(RPCWire.version) else {
-                        let reason = frame.kind == .hello ? "no common protocol version" : "the first frame must be a hello"
-                        try? await transport.send(writer.status(.error, callID: 0, RPCError(.protocolError, reason)))
-                        break
-                    }
-                    helloReceived = true
-                    continue
-                }
-                if try await handle(frame) == false { break }
-            }
+            // The handler holds this connection until the transport's end, which it hears last.
+            try transport.startReceiving { [self] event in received(event) }
         } catch {
-            // The transport ended: the peer closed, reset or went silent.
+            await end()  // the peer went before the hello, or the core is stopping
         }
-        await end()
     }
 
-    /// Handles one frame; returns false to close the connection.
-    @inline(__always)  // once per frame: inlined, it takes no async frame of its own
-    private func handle(_ frame: RPCFrame) async throws -> Bool {
+    /// The transport's receive handler: frames in order, then the end. A frame that comes while
+    /// an answer waits for room (`answerWaiting`) waits behind it, so answers keep their order.
+    private func received(_ event: ReceiveEvent) {
+        switch event {
+        case .message(let message):
+            guard !ended && !closing else { return }
+            guard !answerWaiting && backlog.isEmpty else {
+                // The transport was asked to pause: only a driver without a pause of its own
+                // hands more over. The client has then sent more than its calls' worth of frames
+                // without reading its answers.
+                guard backlog.count < configuration.maximumConcurrentCalls else {
+                    configuration.logger.debug("rpc: closing a connection that sends without reading", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")"])
+                    closeAfter(writer.status(.error, callID: 0, RPCError(.resourceExhausted, "frames sent without reading the answers")))
+                    return
+                }
+                backlog.append(message)
+                return
+            }
+            serve(message)
+        case .ended:
+            // The transport ended: the peer closed, reset or went silent, or this side closed.
+            _ = try? core.spawn { [self] in await end() }
+        }
+    }
+
+    /// Parses and serves one frame, never waiting: answers go out with ``answer(_:_:)``.
+    private func serve(_ message: Message) {
+        let frame: RPCFrame
+        do {
+            frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
+        } catch {
+            if error.fatal {
+                configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error.error)"])
+                closeAfter(writer.status(.error, callID: 0, error.error))
+            } else if let callID = error.callID {
+                answer(writer.status(.error, callID: callID, error.error))
+            }
+            return
+        }
+        if !helloReceived {
+            guard frame.kind == .hello, let versions = frame.helloVersions, versions.contains(RPCWire.version) else {
+                let reason = frame.kind == .hello ? "no common protocol version" : "the first frame must be a hello"
+                closeAfter(writer.status(.error, callID: 0, RPCError(.protocolError, reason)))
+                return
+            }
+            helloReceived = true
+            return
+        }
+        handle(frame)
+    }
+
+    /// Handles one frame.
+    @inline(__always)  // once per frame
+    private func handle(_ frame: RPCFrame) {
         switch frame.kind {
         case .request, .oneWay:
-            return try await startCall(frame)
+            startCall(frame)
         case .cancel:
             if var call = calls[frame.callID] {  // an unknown ID: the call already ended
                 call.cancelledByPeer = true
@@ -98,36 +132,74 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 call.worker?.task?.cancel()
             }
         case .ping:
-            try await transport.send(writer.bare(.pong, callID: frame.callID))
+            answer(writer.bare(.pong, callID: frame.callID))
         case .pong, .hello, .response, .error, .goAway:
             break  // a client's responses, errors or go-aways have no meaning here; ignored
         }
-        return true
+    }
+
+    /// Sends an answer from the receive handler without waiting: queued by the transport
+    /// (``Transport/enqueue(_:_:)``), or, when it has no room, sent by a task while the
+    /// transport pauses and later frames wait (the backpressure: the peer's sends stall).
+    private func answer(_ head: Message, _ body: Message = Message()) {
+        do {
+            try transport.enqueue(head, body)
+        } catch where error.code == .resourceExhausted {
+            answerWaiting = true
+            transport.pauseReceiving()
+            _ = try? core.spawn { [self] in
+                do {
+                    try await transport.send(head, body)
+                } catch {
+                    return  // the connection ended: its end reaches the handler
+                }
+                answerWaiting = false
+                serveBacklog()
+            }
+        } catch {
+            // The connection ended: no one to answer, and its end reaches the handler.
+        }
+    }
+
+    /// Serves the frames that waited behind an answer, then lets the transport hand more over.
+    private func serveBacklog() {
+        while !answerWaiting && !ended && !closing, let message = backlog.popFirst() { serve(message) }
+        if !answerWaiting { transport.resumeReceiving() }
+    }
+
+    /// Sends `status` (a connection-level error), then closes: later frames are ignored.
+    private func closeAfter(_ status: Message) {
+        closing = true
+        backlog.removeAll()
+        _ = try? core.spawn { [self] in
+            try? await transport.send(status)
+            await close()
+        }
     }
 
     @inline(__always)
-    private func startCall(_ frame: RPCFrame) async throws -> Bool {
+    private func startCall(_ frame: RPCFrame) {
         let id = frame.callID
         let oneWay = frame.kind == .oneWay
         if !calls.isEmpty && calls[id] != nil {  // no hashing while only inline handlers run
             // Two calls with one ID: responses could not be told apart. The client is broken.
-            try? await transport.send(writer.status(.error, callID: 0, RPCError(.protocolError, "duplicate call ID \(id)")))
-            return false
+            closeAfter(writer.status(.error, callID: 0, RPCError(.protocolError, "duplicate call ID \(id)")))
+            return
         }
-        func refuse(_ error: RPCError) async throws {
-            if !oneWay { try await transport.send(writer.status(.error, callID: id, error)) }
+        func refuse(_ error: RPCError) {
+            if !oneWay { answer(writer.status(.error, callID: id, error)) }
         }
         if draining {
-            try await refuse(RPCError(.unavailable, "the server is shutting down"))
-            return true
+            refuse(RPCError(.unavailable, "the server is shutting down"))
+            return
         }
         guard calls.count < configuration.maximumConcurrentCalls else {
-            try await refuse(RPCError(.resourceExhausted, "over \(configuration.maximumConcurrentCalls) calls in flight on this connection"))
-            return true
+            refuse(RPCError(.resourceExhausted, "over \(configuration.maximumConcurrentCalls) calls in flight on this connection"))
+            return
         }
         guard let handler = server.handlers.handler(for: frame.method) else {
-            try await refuse(RPCError(.unknownMethod, "no method \(frame.method)"))
-            return true
+            refuse(RPCError(.unknownMethod, "no method \(frame.method)"))
+            return
         }
         highestCallID = max(highestCallID, id)
         // The arrival time, read only when a deadline or the latency metric needs it.
@@ -147,8 +219,10 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             } else {
                 do { try inline(frame.payload, context, &response) } catch { failure = error }
             }
-            await finish(handler, context, oneWay: oneWay, start: start, response: response, failure: failure)
-            return true
+            if let frame = answerFrame(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
+                answer(frame.head, frame.body)
+            }
+            return
         }
         let job = CallJob(handler: handler, payload: frame.payload, context: context, oneWay: oneWay, start: start)
         let worker: CallWorker
@@ -174,7 +248,6 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 armSweeper()
             }
         }
-        return true
     }
 
     /// Cancels call `id` because its deadline passed.
@@ -232,39 +305,32 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         if draining && calls.isEmpty { await close() }
     }
 
-    /// Records the call in the metrics and sends its response or error.
-    @inline(__always)  // on the inline-handler path per call: no async frame when the send needs no wait
+    /// Records a worker's call in the metrics and sends its response or error.
     private func finish(
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) async {
-        if let frame = finishNow(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
-            try? await transport.send(frame.head, frame.body)
+        guard let frame = answerFrame(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) else {
+            return
+        }
+        do {
+            if try transport.trySend(frame.head, frame.body) { return }
+            try await transport.send(frame.head, frame.body)
+        } catch {
+            // The connection ended: no one to answer.
         }
     }
 
-    /// The part of ``finish(_:_:oneWay:start:response:failure:)`` that never waits: records the
-    /// call and queues its response or error if the transport takes it at once. Returns the
-    /// frame it could not queue, for `finish` to await ``Transport/send(_:_:)`` with.
-    private func finishNow(
+    /// Records the call in the metrics and builds its response or error: nil when nothing is
+    /// to be sent (a one-way call, or the connection ended).
+    private func answerFrame(
         _ handler: RPCHandler, _ context: RPCContext, oneWay: Bool, start: Deadline?, response: Payload, failure: RPCError?
     ) -> (head: Message, body: Message)? {
         // Without a metrics backend every instrument is a no-op: skip the lookup and the copies.
         if server.recordsMetrics { server.metrics[handler.id]?.record(start: start, failed: failure != nil) }
         guard !oneWay && !ended else { return nil }
-        let head: Message
-        var body = Message()
-        if let failure {
-            head = writer.status(.error, callID: context.callID, failure)
-        } else {
-            body = response.message { transport.allocateBuffer(capacity: $0) }
-            head = writer.response(callID: context.callID)
-        }
-        do {
-            if try transport.trySend(head, body) { return nil }
-        } catch {
-            return nil  // the connection ended: no one to answer
-        }
-        return (head, body)
+        if let failure { return (writer.status(.error, callID: context.callID, failure), Message()) }
+        let body = response.message { transport.allocateBuffer(capacity: $0) }
+        return (writer.response(callID: context.callID), body)
     }
 
     // MARK: Deadlines
