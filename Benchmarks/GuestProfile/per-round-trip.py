@@ -84,6 +84,13 @@ for vcpu, side in ((0, "server (vCPU 0)"), (1, "client (vCPU 1)")):
     distinct = [sum(1 for a, v in per.items() if (a >> 63) == k and v[vcpu + 2] >= 0.5) for k in (0, 1)]
     print(f"   translation blocks per round trip: {blocks[0]:,.0f} user and {blocks[1]:,.0f} kernel "
           f"({distinct[0]:,} and {distinct[1]:,} distinct)")
+    # Distinct user blocks per module and per function: under TCG the code's spread costs more
+    # than its instructions, so these show what to fold together.
+    spread, modules = collections.Counter(), collections.Counter()
+    for a, v in per.items():
+        if not a >> 63 and v[vcpu + 2] >= 0.5:
+            k = name(a, vcpu); spread[k] += 1; modules[k.split(" ", 1)[0]] += 1
+    print("   distinct user blocks by module: " + ", ".join(f"{m} {n}" for m, n in modules.most_common(8)))
     names = [k for k, _ in total.most_common(top)]
     plain = subprocess.run(["swift", "demangle", "--simplified", "--compact"], capture_output=True, text=True,
                            input="\n".join(k.split(" ", 1)[1] for k in names)).stdout.splitlines()
@@ -96,5 +103,12 @@ for vcpu, side in ((0, "server (vCPU 0)"), (1, "client (vCPU 1)")):
             if any(sym.startswith(p) or sym.startswith("__" + p) for p in entry_points):
                 v = per.get(addr - off + s)
                 if v and v[vcpu + 2] > 0.05: calls[sym.split("@")[0]] += v[vcpu + 2]
+    if os.environ.get("SPREAD"):
+        names = [k for k, _ in spread.most_common(int(os.environ["SPREAD"]))]
+        plain = subprocess.run(["swift", "demangle", "--simplified", "--compact"], capture_output=True, text=True,
+                               input="\n".join(k.split(" ", 1)[1] for k in names)).stdout.splitlines()
+        print("   functions with the most distinct blocks:")
+        for k, p in zip(names, plain):
+            print(f"{spread[k]:8,}  {k.split(' ', 1)[0][:16]:16s} {p[:120]}")
     if calls:
         print("   calls per round trip: " + ", ".join(f"{k[:40]} {v:.1f}" for k, v in calls.most_common(12)))

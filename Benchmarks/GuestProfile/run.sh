@@ -8,7 +8,8 @@
 # usage: Benchmarks/GuestProfile/run.sh [events|busy] [NET_BENCH_BINARY]
 # Builds nothing of ours: `make bench` first (the default binary is .build/release/net-bench).
 # Needs gcc, python3, nm, objdump. Environment: N1 (2000), N2 (12000), TOP (25 functions),
-# SERVE_ARGS (more arguments for net-bench's server, such as `--receive handler`).
+# SERVE_ARGS and RUN_ARGS (more arguments for net-bench's server and client, such as
+# `--receive handler`), SPREAD (also list the N functions with the most distinct user blocks).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/arguments.sh"
 out=.build/guest-profile
@@ -48,7 +49,7 @@ for n in "$N1" "$N2"; do
     for _ in $(seq 600); do port=$(sed -n 's/^LISTENING port=//p' /tmp/serve.log); [ -n "$port" ] && break; sleep 0.1; done
     if [ "$n" = "$N2" ]; then dest="$out/maps-ours.txt"; else dest=/dev/null; fi
     (maps net-bench "$dest" &)
-    taskset -c 1 setarch -R $out/net-bench run --layer transport --transport rdma $extra --workload rtt \
+    taskset -c 1 setarch -R $out/net-bench run --layer transport --transport rdma $extra --workload rtt $RUN_ARGS \
         --warmup 300 --count $((n - 300)) --max-s 600 --host "$RDMA_ADDR" --port "$port" 2>/dev/null | grep RESULT
     kill "$s"; wait "$s" 2>/dev/null
 done
@@ -57,7 +58,7 @@ EOS
 )
 # The plugin dumps its table when $out/trigger appears: touch it at each MARK the guest prints.
 RDMA_VM_QEMU_ARGS="-plugin $PWD/$out/tbprof.so,dir=$PWD/$out" scripts/rdma-vm --timeout 900 -- \
-    env MODE="$mode" N1="${N1:-2000}" N2="${N2:-12000}" SERVE_ARGS="${SERVE_ARGS:-}" bash -c "$guest_script" |
+    env MODE="$mode" N1="${N1:-2000}" N2="${N2:-12000}" SERVE_ARGS="${SERVE_ARGS:-}" RUN_ARGS="${RUN_ARGS:-}" bash -c "$guest_script" |
     while IFS= read -r line; do
         echo "$line"
         [[ $line == MARK* ]] && touch "$out/trigger"
