@@ -34,63 +34,8 @@ extension TCPTransport {
         }
     }
 
-    /// Hands every frame from now on to `handler` (see ``Transport/startReceiving(_:)``), from a
-    /// receive loop in a task of its own on the core: a frame already read costs no suspension,
-    /// and the handler's replies leave together at the end of the turn. `recv` and `tryRecv`
-    /// throw `.concurrentReceive` from this call on.
-    ///
-    /// - Throws: `.concurrentReceive` while a receive is in progress or once a handler is set;
-    ///   `.invalidArgument` off the connection's core.
-    public func startReceiving(_ handler: @escaping (ReceiveEvent) -> Void) throws(TransportError) {
-        guard !receiving else {
-            throw TransportError(.concurrentReceive, "startReceiving called while a receive is in progress or a handler is set")
-        }
-        do {
-            try core.spawn { [self] in await deliverFrames(to: handler) }
-        } catch {
-            throw TransportError(.invalidArgument, "startReceiving: \(error.message)")
-        }
-        receiving = true  // for good: the loop owns the receive side until the connection ends
-    }
-
-    /// Stops handing frames to the handler until ``resumeReceiving()``: the loop reads no more,
-    /// so the socket's receive buffer and then the peer's window fill (see
-    /// ``Transport/pauseReceiving()``).
-    public func pauseReceiving() {
-        receivePaused = true
-    }
-
-    /// Hands frames to the handler again, those already read first.
-    public func resumeReceiving() {
-        guard receivePaused else { return }
-        receivePaused = false
-        receiveResumed.signalAll()
-    }
-
-    /// The receive loop of ``startReceiving(_:)``, ending with the connection.
-    private func deliverFrames(to handler: (ReceiveEvent) -> Void) async {
-        while true {
-            do {
-                while receivePaused && failure == nil { try await receiveResumed.wait(cancellable: false) }
-                try checkOpen()
-                if largeFrame == nil, let frame = bufferedFrame() {
-                    handler(.message(frame))
-                    continue
-                }
-                // Tasks the handler woke (callers it answered) run first, and what they send
-                // leaves, before this loop sets up its read: that is then off the round trip.
-                if core.hasQueuedJobs { try await core.yieldUntilTurnEnd() }
-                handler(.message(try await receiveFrame(cancellable: false)))
-            } catch {
-                let ended = await receiveEnded(by: error)
-                handler(.ended(ended as? TransportError ?? TransportError(.closed, "the receive loop ended: \(ended)")))
-                return
-            }
-        }
-    }
-
     /// A receive ended by `error`: the connection ends, and the error that says why is returned.
-    private func receiveEnded(by error: any Error) async -> any Error {
+    func receiveEnded(by error: any Error) async -> any Error {
         receiving = false
         largeFrame = nil  // the connection ends: the frame's storage (up to maximumFrameSize) goes back now
         // Ended meanwhile by another task (close): report why the connection ended, not how
@@ -122,49 +67,83 @@ extension TCPTransport {
     }
 
     private func receiveFrame(cancellable: Bool) async throws -> Message {
-        if largeFrame != nil { return try await continueLarge(cancellable: cancellable) }
-        let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
         while true {
-            if let frame = bufferedFrame() { return frame }
-            if let chunk {
-                let available = readEnd - readStart
-                if available >= FrameHeader.size {
-                    let length = FrameHeader.length(at: chunk.base + readStart)
-                    try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
-                    let frameEnd = readStart + FrameHeader.size + length
-                    if FrameHeader.size + length > chunkSize {
-                        beginLarge(length: length)
-                        return try await continueLarge(cancellable: cancellable)
-                    }
-                    if frameEnd > chunk.capacity { moveToFreshChunk(size: chunkSize) }
-                } else if readStart + FrameHeader.size > chunk.capacity {
-                    moveToFreshChunk(size: chunkSize)
-                } else if available == 0 && readStart > 0 && isKnownUniquelyReferenced(&self.chunk) {
-                    // Every frame cut from the chunk is gone: read into it from the start again.
-                    readStart = 0
-                    readEnd = 0
-                }
-            } else {
-                chunk = pool.allocator.storage(capacity: chunkSize)
-                readStart = 0
-                readEnd = 0
+            switch try nextReceiveStep() {
+            case .frame(let frame):
+                return frame
+            case .read(let storage, let free):
+                flush()
+                let n = try await core.recv(fd, into: free, deadline: readDeadline, cancellable: cancellable)
+                withExtendedLifetime(storage) {}
+                try didReceive(n)
             }
-            try await fill(cancellable: cancellable)
         }
     }
 
-    /// Reads once into the free end of the chunk.
+    /// What a receive does next: hand over a whole frame, or read into the free end of `storage`.
     ///
-    /// What this turn has queued is written first, before the receive is set up: in a
-    /// request-response exchange the request (or the reply) then leaves without waiting for the
-    /// setup of the receive that awaits its answer, which the end-of-turn write would. Frames
-    /// sent later in the turn still leave together at its end.
-    private func fill(cancellable: Bool) async throws {
-        flush()
-        let chunk = self.chunk! // '!': receiveFrame made one
-        let free = UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd)
-        let n = try await core.recv(
-            fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
+    /// Before a read, what this turn has queued is written first (`flush`), before the receive is
+    /// set up: in a request-response exchange the request (or the reply) then leaves without
+    /// waiting for the setup of the receive that awaits its answer, which the end-of-turn write
+    /// would. Frames sent later in the turn still leave together at its end.
+    enum ReceiveStep {
+        case frame(Message)
+        case read(BufferStorage, UnsafeMutableRawBufferPointer)
+    }
+
+    /// The receive's next step, from what has arrived (see ``ReceiveStep``).
+    ///
+    /// - Throws: `.malformedFrame` / `.frameTooLarge` for a bad length.
+    func nextReceiveStep() throws -> ReceiveStep {
+        if let (storage, length, received) = largeFrame {
+            if received == length {
+                largeFrame = nil
+                return .frame(Message(storage: storage, offset: 0, count: length))
+            }
+            return .read(storage, UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received))
+        }
+        if let frame = bufferedFrame() { return .frame(frame) }
+        let chunkSize = max(configuration.receiveChunkSize, 2 * FrameHeader.size)
+        if let chunk {
+            let available = readEnd - readStart
+            if available >= FrameHeader.size {
+                let length = FrameHeader.length(at: chunk.base + readStart)
+                try FrameHeader.validate(length, maximum: configuration.maximumFrameSize)
+                if FrameHeader.size + length > chunkSize {
+                    beginLarge(length: length)
+                    return try nextReceiveStep()
+                }
+                if readStart + FrameHeader.size + length > chunk.capacity { moveToFreshChunk(size: chunkSize) }
+            } else if readStart + FrameHeader.size > chunk.capacity {
+                moveToFreshChunk(size: chunkSize)
+            } else if available == 0 && readStart > 0 && isKnownUniquelyReferenced(&self.chunk) {
+                // Every frame cut from the chunk is gone: read into it from the start again.
+                readStart = 0
+                readEnd = 0
+            }
+        } else {
+            chunk = pool.allocator.storage(capacity: chunkSize)
+            readStart = 0
+            readEnd = 0
+        }
+        let chunk = self.chunk! // '!': made above if there was none
+        return .read(chunk, UnsafeMutableRawBufferPointer(start: chunk.base + readEnd, count: chunk.capacity - readEnd))
+    }
+
+    /// Records a read of the step ``nextReceiveStep()`` asked for: `n` bytes, 0 at end of stream.
+    /// What has arrived is recorded after every read, so a cancelled receive loses nothing.
+    ///
+    /// - Throws: why the connection ended, if it ended meanwhile; `.closed` at end of stream
+    ///   between frames, `.truncatedFrame` inside one.
+    func didReceive(_ n: Int) throws {
+        try checkOpen()
+        if let (storage, length, received) = largeFrame {
+            if n == 0 {
+                throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
+            }
+            largeFrame = (storage, length, received + n)
+            return
+        }
         if n == 0 {
             if readEnd > readStart {
                 throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(readEnd - readStart) bytes of it received)")
@@ -173,6 +152,9 @@ extension TCPTransport {
         }
         readEnd += n
     }
+
+    /// When a read with nothing arriving ends the connection (``TCPConfiguration/idleTimeout``).
+    var readDeadline: Deadline? { configuration.idleTimeout.map { Deadline.coarseNow + $0 } }
 
     /// Continues in a fresh chunk, carrying over the bytes of the frame begun at the end of the
     /// old one (the old chunk lives on while frames cut from it do).
@@ -196,23 +178,5 @@ extension TCPTransport {
         readStart = 0
         readEnd = 0
         largeFrame = (storage, length, already)
-    }
-
-    /// Receives the rest of the large frame begun, straight into its storage; what has arrived
-    /// is recorded after every read, so a cancelled receive leaves it for the next one.
-    private func continueLarge(cancellable: Bool) async throws -> Message {
-        var (storage, length, received) = largeFrame! // '!': called only with a large frame begun
-        while received < length {
-            let free = UnsafeMutableRawBufferPointer(start: storage.base + received, count: length - received)
-            let n = try await core.recv(
-                fd, into: free, deadline: configuration.idleTimeout.map { Deadline.coarseNow + $0 }, cancellable: cancellable)
-            if n == 0 {
-                throw TransportError(.truncatedFrame, "the stream ended inside a frame (\(received) of \(length) bytes)")
-            }
-            received += n
-            largeFrame = (storage, length, received)
-        }
-        largeFrame = nil
-        return Message(storage: storage, offset: 0, count: length)
     }
 }

@@ -60,10 +60,10 @@ public final class TCPTransport: Transport {
     /// A frame larger than a chunk, being received straight into storage of its own: what has
     /// arrived so far. Kept here, so that a receive cancelled inside it loses nothing.
     var largeFrame: (storage: BufferStorage, length: Int, received: Int)?
-    /// Whether the receive handler's loop waits before its next frame (``pauseReceiving()``).
+    /// Whether the receive handler waits before its next frame (``pauseReceiving()``).
     var receivePaused = false
-    /// Where that loop waits until ``resumeReceiving()`` or the connection's end.
-    let receiveResumed: CoreWaitQueue
+    /// The receive handler's reads, once ``startReceiving(_:)`` has set one, until its end.
+    var receivePump: TCPReceivePump?
 
     /// Why the connection ended, once it has.
     var failure: TransportError?
@@ -79,7 +79,6 @@ public final class TCPTransport: Transport {
         self.localAddress = try? Socket.localAddress(of: fd)
         self.peerAddress = try? Socket.peerAddress(of: fd)
         self.roomForSenders = CoreWaitQueue(core: core)
-        self.receiveResumed = CoreWaitQueue(core: core)
         let frames = max(configuration.maximumFramesPerWrite, 1)
         self.headers = .allocate(capacity: frames)
         self.vectors = .allocate(capacity: frames * 3)
@@ -126,7 +125,7 @@ public final class TCPTransport: Transport {
         largeFrame = nil
         // A write in flight still reads the queued frames: its writer drops them when it resumes.
         if !writing { dropQueue() } else { roomForSenders.signalAll() }
-        receiveResumed.signalAll()  // the end ends a receive handler's pause
+        receiveHandlerConnectionEnded()  // the end ends a receive handler's pause, and its reading
         wakeWriter()
         // Shutdown makes a pending or next send/recv on the socket fail at once; cancellation
         // covers what shutdown does not wake.

@@ -97,6 +97,51 @@ struct TCPReceiveHandlerTests {
         }
     }
 
+    @Test("a handler gets frames larger than a chunk and frames split across reads whole; a stream that ends inside a frame ends it with truncatedFrame")
+    func largeAndSplitFrames() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime, configuration: .defaults { $0.receiveChunkSize = 256 })
+            let (messages, ends) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, server) = try await rawPeer(on: core, listener: listener)
+                let record = Record(core: core)
+                try server.startReceiving { record.note($0) }
+                let large = payload(sender: 1, sequence: 0, size: 1_000)  // read straight into storage of its own
+                let split = frame(payload(sender: 1, sequence: 1, size: 100))
+                try await rawWrite(core, peer, frame(large) + split.prefix(54))
+                _ = await record.wait { record.messages.count == 1 }
+                try await rawWrite(core, peer, Array(split.dropFirst(54)) + frame([7, 8, 9]) + [0, 0, 0, 10, 1, 2, 3, 4])
+                _ = await record.wait { record.messages.count == 3 }
+                try await core.close(peer)  // inside the last frame: 4 of its 10 bytes came
+                _ = await record.wait { !record.ends.isEmpty }
+                await listener.close()
+                return (record.messages, record.ends)
+            }
+            #expect(messages == [payload(sender: 1, sequence: 0, size: 1_000), payload(sender: 1, sequence: 1, size: 100), [7, 8, 9]])
+            #expect(ends == [.truncatedFrame])
+        }
+    }
+
+    @Test("a handler's connection silent past idleTimeout ends with timedOut")
+    func idleTimeoutEndsHandler() async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime, configuration: .defaults { $0.idleTimeout = .milliseconds(100) })
+            let (messages, ends) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, server) = try await rawPeer(on: core, listener: listener)
+                let record = Record(core: core)
+                try server.startReceiving { record.note($0) }
+                try await rawWrite(core, peer, frame([1]))
+                _ = await record.wait { !record.ends.isEmpty }
+                try await core.close(peer)
+                await listener.close()
+                return (record.messages, record.ends)
+            }
+            #expect(messages == [[1]])
+            #expect(ends == [.timedOut])
+        }
+    }
+
     @Test("a paused handler reads nothing more; resumed, it gets the frames in order; closing ends the pause")
     func pauseAndResume() async throws {
         try await withRuntime { runtime in

@@ -25,11 +25,11 @@ final class CoreLoop {
     @exclusivity(unchecked) private var runningTurnEndActions = CoreList<TurnEndEntry>(capacity: 64)
     @exclusivity(unchecked) private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
-    @exclusivity(unchecked) private var readyWatches = CoreList<(any CoreReadinessHandler, Int32)>()
+    @exclusivity(unchecked) private var readyWatches = CoreList<(any CoreCompletionHandler, Int32)>()
     /// Repeating watches whose poll ended while they go on: armed again between turns (not from
     /// inside the backend's reaping, which a submission may re-enter when the queue is full).
     @exclusivity(unchecked) private var watchesToRearm: [OperationID] = []
-    @exclusivity(unchecked) private var runningReadyWatches = CoreList<(any CoreReadinessHandler, Int32)>()
+    @exclusivity(unchecked) private var runningReadyWatches = CoreList<(any CoreCompletionHandler, Int32)>()
     /// Whether the last busy turn skipped its kernel entry (see ``run()``).
     @exclusivity(unchecked) private var pollSkipped = false
     /// Sockets this core opened (accept, connect) or adopted and has not closed: closed when the
@@ -147,6 +147,18 @@ final class CoreLoop {
         backend.submit(repeating ? .pollRepeating(fd: fd, events: events) : .poll(fd: fd, events: events), token: id.token)
     }
 
+    /// Starts `operation` with a handler rather than a task (``Core/receive(_:into:flags:deadline:pollFirst:then:)``):
+    /// its completion calls `handler` once, from the loop, between turns.
+    func start(_ id: OperationID, _ operation: IOOperation, deadline: Deadline?, handler: any CoreCompletionHandler) {
+        table.beginWatch(id, handler: handler, repeatingOn: nil)
+        if stopping {
+            complete(token: id.token, result: -ECANCELED, flags: 0)
+            return
+        }
+        if let deadline { timers.schedule(id, at: deadline, action: .expire) }
+        backend.submit(operation, token: id.token)
+    }
+
     /// Arms again the repeating watches whose poll ended, or ends those cancelled meanwhile.
     private func rearmWatches() {
         for id in watchesToRearm {
@@ -216,7 +228,7 @@ final class CoreLoop {
         case .handler(let handler)?, .repeating(let handler, _)?:
             // Called after the backend's reaping (never from inside it), before the next jobs.
             table.release(id)
-            readyWatches.append((handler, result))
+            readyWatches.append((handler, completion.timedOut ? -ETIMEDOUT : result))
         case nil:
             break
         }
@@ -229,7 +241,7 @@ final class CoreLoop {
     /// Calls the handlers of the readiness watches that completed; those they start run later.
     private func runReadyWatches() {
         swap(&readyWatches, &runningReadyWatches)
-        runningReadyWatches.removeAll { watch in watch.0.coreDescriptorIsReadable(watch.1) }
+        runningReadyWatches.removeAll { watch in watch.0.coreOperationCompleted(watch.1) }
         // After the handlers: a poll armed before they served would find the old readiness.
         if !watchesToRearm.isEmpty { rearmWatches() }
     }

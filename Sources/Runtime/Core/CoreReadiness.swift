@@ -5,12 +5,18 @@ import Glibc
 /// Work a core runs when a descriptor becomes readable (``Core/whenReadable(_:_:)``): no task, no
 /// continuation and no job per event. For code that serves a descriptor for as long as the core
 /// runs (RDMA's completion channel): it serves, then asks again.
-public protocol CoreReadinessHandler: AnyObject {
+public protocol CoreReadinessHandler: CoreCompletionHandler {
     /// Called once per ``Core/whenReadable(_:_:)`` (once per readiness for
     /// ``Core/watchReadable(_:_:)``), on the core's thread, from the core's loop between turns
     /// (outside any task): `result` is the poll's events (> 0), or `-errno`, which ends the
     /// watch. `-ECANCELED` means the watch was cancelled or the core is stopping.
     func coreDescriptorIsReadable(_ result: Int32)
+}
+
+extension CoreReadinessHandler {
+    /// A readiness watch's completion is its readiness.
+    @inline(__always)
+    public func coreOperationCompleted(_ result: Int32) { coreDescriptorIsReadable(result) }
 }
 
 /// A repeating readiness watch (``Core/watchReadable(_:_:)``), to cancel it with

@@ -32,7 +32,7 @@ extension Core {
     /// (and those they enqueue) run first, and so do the end-of-turn actions registered before
     /// the task resumes, such as a connection's write of what those jobs sent.
     ///
-    /// A task that has just handed work to others (an RPC reader that resumed the calls it
+    /// A task that has just handed work to others (a reader task that resumed the calls it
     /// answered) lets them run, and their messages leave, before it goes on to its own
     /// bookkeeping (setting up its next receive): that bookkeeping is then off the round trip's
     /// critical path. It costs the task one job; no allocation.

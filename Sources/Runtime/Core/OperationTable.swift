@@ -55,7 +55,7 @@ struct OperationTable: ~Copyable {
         /// The task suspended on the operation.
         var continuation: UnsafeContinuation<Completion, Never>?
         /// A readiness watch's handler.
-        var handler: (any CoreReadinessHandler)?
+        var handler: (any CoreCompletionHandler)?
         /// A repeating watch's descriptor; -1 for any other operation.
         var watchFD: Int32 = -1
     }
@@ -65,10 +65,10 @@ struct OperationTable: ~Copyable {
         /// A task suspended on the operation.
         case task(UnsafeContinuation<Completion, Never>)
         /// A readiness watch's handler (``Core/whenReadable(_:_:)``), called from the loop.
-        case handler(any CoreReadinessHandler)
+        case handler(any CoreCompletionHandler)
         /// A repeating readiness watch's handler (``Core/watchReadable(_:_:)``) and its
         /// descriptor: the operation stays in flight across its completions.
-        case repeating(any CoreReadinessHandler, fd: Int32)
+        case repeating(any CoreCompletionHandler, fd: Int32)
     }
 
     private var slots = CoreList<Slot>(capacity: 64)
@@ -148,7 +148,7 @@ struct OperationTable: ~Copyable {
 
     /// Starts a readiness watch: its completion calls `handler` rather than resuming a task,
     /// once, or (with `repeatingOn`, the watched descriptor) at each completion until it ends.
-    mutating func beginWatch(_ id: OperationID, handler: any CoreReadinessHandler, repeatingOn fd: Int32?) {
+    mutating func beginWatch(_ id: OperationID, handler: any CoreCompletionHandler, repeatingOn fd: Int32?) {
         let i = Int(id.index)
         slots[i].state = .inFlight
         pendingCount += 1
@@ -158,13 +158,13 @@ struct OperationTable: ~Copyable {
 
     /// The handler of pending operation `id` if it is a repeating watch (the caller has checked
     /// that `id` still names its slot).
-    func repeatingHandler(of id: OperationID) -> (any CoreReadinessHandler)? {
+    func repeatingHandler(of id: OperationID) -> (any CoreCompletionHandler)? {
         let i = Int(id.index)
         return slots[i].watchFD >= 0 ? slots[i].handler : nil
     }
 
     /// The handler and descriptor of repeating watch `id`, if `id` is one still in flight.
-    func repeatingWatch(_ id: OperationID) -> (handler: any CoreReadinessHandler, fd: Int32)? {
+    func repeatingWatch(_ id: OperationID) -> (handler: any CoreCompletionHandler, fd: Int32)? {
         guard state(of: id) == .inFlight, let handler = repeatingHandler(of: id) else { return nil }
         return (handler, slots[Int(id.index)].watchFD)
     }
