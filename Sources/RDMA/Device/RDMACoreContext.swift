@@ -22,6 +22,9 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     /// The devices in use, by the address of their verbs context: a short list (a machine has a
     /// device or two), searched without hashing on every completion-channel event.
     @exclusivity(unchecked) private var devices: [(key: UInt, device: RDMADeviceContext)] = []
+    /// The same devices, unretained, for the idle poll (run many times a round trip while a core
+    /// busy-polls): `devices` holds them.
+    @exclusivity(unchecked) private var polled: [Unmanaged<RDMADeviceContext>] = []
     /// Connection-manager ids with someone listening for their events.
     @exclusivity(unchecked) var queues: [UInt: CMEventQueue] = [:]
     /// Confined to the core's thread: no dynamic exclusivity checks on a lookup per completion.
@@ -75,6 +78,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
 
     deinit {
         for pump in pumps { pump.context = nil }
+        polled.removeAll()
         devices.removeAll()
         rdma_destroy_event_channel(eventChannel)
     }
@@ -89,6 +93,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         if let device = device(key) { return device }
         let device = try RDMADeviceContext(verbs: verbs, configuration: configuration)
         devices.append((key, device))
+        polled.append(.passUnretained(device))
         startPump(.device(key), descriptor: device.descriptor)
         if AsyncEvents.attach(device: key, core: core) {
             // The first core on the device reads its asynchronous events for the process.
@@ -260,7 +265,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     /// held anything.
     private func armQueues() -> Bool {
         var found = false
-        for (_, device) in devices where device.armIfNeeded(route) { found = true }
+        for (_, device) in devices where device.armIfNeeded(self) { found = true }
         if found { handOverPolled() }
         return found
     }
@@ -284,7 +289,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
             guard let device = device(key) else { return false }
             // While the core polls the queues itself, an event would only repeat what it finds:
             // the queue is armed again when the core is about to park (``coreWillPark()``).
-            device.serviceCompletions(route, arm: idlePollingHandlers == 0)
+            device.serviceCompletions(self, arm: idlePollingHandlers == 0)
             handOverPolled()
             return true
         case .asyncEvents(let key):
@@ -311,7 +316,11 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     func pollWhileIdle() -> Bool {
         var found = false
         inIdlePoll = true
-        for (_, device) in devices where device.pollUntilEmpty(route) { found = true }
+        var index = 0
+        while index < polled.count {  // unretained: the devices live as long as the context
+            if polled[index]._withUnsafeGuaranteedRef({ $0.pollUntilEmpty(self) }) { found = true }
+            index += 1
+        }
         if found { handOverPolled() }
         inIdlePoll = false
         return found
@@ -320,13 +329,13 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
     /// Polls `device`'s queue until it is empty, without waiting for its channel (before a
     /// disconnect is acted on, so messages that arrived first are delivered first).
     func drainCompletions(of device: RDMADeviceContext) {
-        device.pollUntilEmpty(route)
+        device.pollUntilEmpty(self)
         handOverPolled()
     }
 
     /// Routes one completion by its `wr_id` (the only field valid on error). Completions of a
     /// connection already gone (flushed after its queue pair was destroyed) are dropped.
-    private func route(_ completion: WorkCompletion) {
+    func route(_ completion: WorkCompletion) {
         connections[completion.id.connection]?.completed(completion)
     }
 

@@ -158,13 +158,13 @@ final class RDMADeviceContext {
     }
 
     /// Takes the channel's pending event (acknowledged in batches), re-arms the queue, then
-    /// polls until it is empty, handing each completion to `handle`. Arming before the last
-    /// poll means a completion that lands after it raises a new event: none is missed.
+    /// polls until it is empty, handing each completion to `router` (``RDMACoreContext/route(_:)``).
+    /// Arming before the last poll means a completion that lands after it raises a new event: none is missed.
     ///
     /// On a readiness the core first only polls (``pollUntilEmpty(_:)``) and calls this at the
     /// end of the turn, once the tasks those completions woke have run: the read of the event
     /// and the re-arm (two system calls) then come after their replies were posted, not before.
-    func serviceCompletions(_ handle: (WorkCompletion) -> Void, arm: Bool = true) {
+    func serviceCompletions(_ router: RDMACoreContext, arm: Bool = true) {
         var cq: UnsafeMutablePointer<ibv_cq>?
         var context: UnsafeMutableRawPointer?
         // One event per readiness: another queued event keeps the descriptor readable, so the
@@ -182,7 +182,7 @@ final class RDMADeviceContext {
         } else {
             unarmed = true
         }
-        pollUntilEmpty(handle)
+        pollUntilEmpty(router)
     }
 
     /// Whether the queue was left without notifications (its core polls it: ``armIfNeeded(_:)``).
@@ -190,11 +190,11 @@ final class RDMADeviceContext {
 
     /// Turns the queue's notifications back on if they were left off, then polls it (a
     /// completion that landed before the arm raises no event). Returns whether it found any.
-    func armIfNeeded(_ handle: (WorkCompletion) -> Void) -> Bool {
+    func armIfNeeded(_ router: RDMACoreContext) -> Bool {
         guard unarmed else { return false }
         unarmed = false
         _ = crdma_req_notify_cq(completionQueue, 0)
-        return pollUntilEmpty(handle)
+        return pollUntilEmpty(router)
     }
 
     /// Polls until the queue is empty (without touching the channel). A poll that returns fewer
@@ -202,13 +202,13 @@ final class RDMADeviceContext {
     /// was on every message's path (a lock and an unlock of the queue in rxe).
     /// Returns whether it found any.
     @discardableResult
-    func pollUntilEmpty(_ handle: (WorkCompletion) -> Void) -> Bool {
+    func pollUntilEmpty(_ router: RDMACoreContext) -> Bool {
         var found = false
         while true {
             let count = crdma_poll_cq(completionQueue, Self.pollBatch, completions)
             guard count > 0 else { return found }
             found = true
-            for i in 0..<Int(count) { handle(WorkCompletion(completions + i)) }
+            for i in 0..<Int(count) { router.route(WorkCompletion(completions + i)) }
             guard count == Self.pollBatch else { return found }
         }
     }
