@@ -57,7 +57,10 @@ struct RDMAReceiveHandlerTests {
                 try await sender.value
                 await client.close()
                 _ = try await waitUntil(core) { !record.ends.isEmpty }
-                for _ in 0..<100 { await Task.yield() }  // a second end would come now
+                // Ending it again (ours, after the peer's) must not reach the handler twice; an end
+                // is handed over at the end of a turn, and a ring no-op lets a turn end.
+                await server.close()
+                try await core.nop()
                 await listener.close()
                 return [
                     "arrivedFirst": arrivedFirst ? 1 : 0, "recvRefused": recvRefused, "secondRefused": secondRefused,
@@ -216,8 +219,9 @@ struct RDMAReceiveHandlerTests {
                 client.ignoresCreditsForTesting = true
                 for i in 0..<5 { try await client.send(Message(payload(sender: 7, sequence: i, size: 100))) }
                 _ = try await waitUntil(core) { !record.ends.isEmpty }
-                for _ in 0..<100 { await Task.yield() }
+                // Releasing what it held (reposts) and a turn's end must not bring a second end.
                 held.removeAll()
+                try await core.nop()
                 await client.close()
                 await listener.close()
                 return (record.ends, server.isOpen)
