@@ -53,12 +53,14 @@ public protocol Transport: AnyObject, SendableMetatype {
     func tryRecv() throws(TransportError) -> Message?
 
     /// Hands every frame from now on to `handler`, on the connection's core and in order, in
-    /// place of a receive loop: for a server that answers each message at once, with
-    /// ``trySend(_:_:)`` or ``enqueue(_:_:)``, and must never wait (see ``ReceiveEvent``).
+    /// place of a receive loop: for code that handles each message at once and must never wait
+    /// (a server answering with ``trySend(_:_:)`` or ``enqueue(_:_:)``, a client resuming the
+    /// caller a response answers; see ``ReceiveEvent``).
     ///
-    /// A driver that takes messages in from its completion queue (RDMA) calls `handler` from
-    /// there, with no task woken per message; the default runs a receive loop in a task of its
-    /// own on the core. Messages already received come first, after this call returns (never
+    /// A driver calls `handler` with no task woken per message: RDMA from its completion
+    /// queue's poll, TCP from each read's completion in the core's loop
+    /// (``Core/receive(_:into:flags:deadline:pollFirst:then:)``). The default runs a receive
+    /// loop in a task of its own on the core. Messages already received come first, after this call returns (never
     /// from inside it). The last call is ``ReceiveEvent/ended(_:)``; the connection then lets the
     /// handler go, so a handler may hold the connection it serves. From this call on, ``recv()``
     /// and ``tryRecv()`` throw `.concurrentReceive`.
