@@ -42,27 +42,16 @@ enum DirectLoops {
     }
 
     /// One connection's echo without a reader task: `startReceiving` hands each message over (for
-    /// RDMA straight from the completion queue's poll; TCP's receive loop is a task of its own)
-    /// and it goes back at once with `enqueue` (sent, or queued for credits or room). An echo
-    /// the queue refuses pauses the receiving while a task awaits its send (backpressure), and
-    /// any other error closes the connection. Generic, unlike the loops: nothing here awaits, so
-    /// no executor check is paid.
+    /// RDMA straight from the completion queue's poll, for TCP from each read's completion) and
+    /// it goes back at once with `enqueueOrPause` (sent, or queued for credits or room; else the
+    /// receiving pauses while a task sends it: backpressure). Any other error closes the
+    /// connection. Generic, unlike the loops: nothing here awaits, so no executor check is paid.
     static func echoFromHandler<Connection: Transport>(_ connection: Connection) {
         do {
             try connection.startReceiving { event in
                 guard case .message(let message) = event else { return }
-                do throws(TransportError) {
-                    try connection.enqueue(message)
-                } catch where error.code == .resourceExhausted {
-                    connection.pauseReceiving()
-                    _ = try? connection.core.spawn {
-                        do {
-                            try await connection.send(message)
-                            connection.resumeReceiving()
-                        } catch {
-                            await connection.close()
-                        }
-                    }
+                do {
+                    try connection.enqueueOrPause(message)
                 } catch {
                     _ = try? connection.core.spawn { await connection.close() }
                 }

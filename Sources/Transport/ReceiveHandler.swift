@@ -51,4 +51,42 @@ extension Transport {
 
     /// ``enqueue(_:_:)`` for a frame of one message.
     public func enqueue(_ message: Message) throws(TransportError) { try enqueue(message, Message()) }
+
+    /// Sends `head` then `body` as one frame from a ``startReceiving(_:)`` handler without
+    /// waiting, with the handler's backpressure (see ``pauseReceiving()``): ``enqueue(_:_:)``
+    /// when the driver takes the frame; when it has no room (`.resourceExhausted`), pauses the
+    /// receiving, sends the frame from a task on the core, then resumes the receiving and calls
+    /// `sent`. Where the driver can pause, no later frame reaches the handler meanwhile, so no
+    /// later answer overtakes this one. A send that then fails closes the connection, whose end
+    /// reaches the handler.
+    ///
+    /// - Returns: true if the frame was taken at once; false if it waits (receiving paused).
+    /// - Throws: what ``enqueue(_:_:)`` throws but `.resourceExhausted`; `.invalidArgument` off
+    ///   the connection's core.
+    @discardableResult
+    public func enqueueOrPause(
+        _ head: Message, _ body: Message = Message(), sent: @escaping () -> Void = {}
+    ) throws(TransportError) -> Bool {
+        do {
+            try enqueue(head, body)
+            return true
+        } catch where error.code == .resourceExhausted {
+            do {
+                try core.spawn { [self] in
+                    do {
+                        try await send(head, body)
+                    } catch {
+                        await close()
+                        return
+                    }
+                    resumeReceiving()  // hands frames over later, never from inside the call
+                    sent()
+                }
+            } catch {
+                throw TransportError(.invalidArgument, "enqueueOrPause: \(error.message)")
+            }
+            pauseReceiving()
+            return false
+        }
+    }
 }

@@ -60,8 +60,8 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// A driver calls `handler` with no task woken per message: RDMA from its completion
     /// queue's poll, TCP from each read's completion in the core's loop
     /// (``Core/receive(_:into:flags:deadline:pollFirst:then:)``). The default runs a receive
-    /// loop in a task of its own on the core. Messages already received come first, after this call returns (never
-    /// from inside it). The last call is ``ReceiveEvent/ended(_:)``; the connection then lets the
+    /// loop in a task of its own on the core. Messages already received come first, after this
+    /// call returns (never from inside it). The last call is ``ReceiveEvent/ended(_:)``; the connection then lets the
     /// handler go, so a handler may hold the connection it serves. From this call on, ``recv()``
     /// and ``tryRecv()`` throw `.concurrentReceive`.
     ///
@@ -73,12 +73,15 @@ public protocol Transport: AnyObject, SendableMetatype {
     /// frames that arrive meanwhile wait in the driver (RDMA: in their receive buffers, so the
     /// peer runs out of credits; TCP: unread, so its window fills). The backpressure of a handler:
     /// when ``enqueue(_:_:)`` refuses an answer, pause, await ``send(_:_:)`` for it in a task,
-    /// then resume; no later answer can overtake it, since none comes while paused. A pause
+    /// then resume (``enqueueOrPause(_:_:sent:)`` does all three); no later answer can overtake
+    /// it, since none comes while paused. A pause
     /// ends with the connection: closing it, or its failure, still reaches the handler as
     /// ``ReceiveEvent/ended(_:)``.
     func pauseReceiving()
 
-    /// Hands frames to the handler again after ``pauseReceiving()``, those that waited first.
+    /// Hands frames to the handler again after ``pauseReceiving()``, those that waited first:
+    /// later (at the end of the turn, or after the poll), never from inside this call, so the
+    /// caller may first serve what it kept aside.
     func resumeReceiving()
 
     /// Sends `head` then `body` as one frame without ever waiting: sent at once where

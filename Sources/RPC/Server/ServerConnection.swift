@@ -52,6 +52,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
 
     private var configuration: RPCConfiguration { server.configuration }
 
+    /// The peer's address for the log.
+    private var peerText: String { peer.map { "\($0)" } ?? "?" }
+
     // MARK: Reading
 
     private func start() async {
@@ -78,7 +81,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 // hands more over. The client has then sent more than its calls' worth of frames
                 // without reading its answers.
                 guard backlog.count < configuration.maximumConcurrentCalls else {
-                    configuration.logger.debug("rpc: closing a connection that sends without reading", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")"])
+                    configuration.logger.debug("rpc: closing a connection that sends without reading", metadata: ["peer": "\(peerText)"])
                     closeAfter(writer.status(.error, callID: 0, RPCError(.resourceExhausted, "frames sent without reading the answers")))
                     return
                 }
@@ -99,7 +102,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
         } catch {
             if error.fatal {
-                configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")", "error": "\(error.error)"])
+                configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peerText)", "error": "\(error.error)"])
                 closeAfter(writer.status(.error, callID: 0, error.error))
             } else if let callID = error.callID {
                 answer(writer.status(.error, callID: callID, error.error))
@@ -138,21 +141,12 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         }
     }
 
-    /// Sends an answer from the receive handler without waiting: queued by the transport
-    /// (``Transport/enqueue(_:_:)``), or, when it has no room, sent by a task while the
-    /// transport pauses and later frames wait (the backpressure: the peer's sends stall).
+    /// Sends an answer from the receive handler without waiting: queued by the transport, or,
+    /// when it has no room, sent by a task while the transport pauses and later frames wait
+    /// (``Transport/enqueueOrPause(_:_:sent:)``: the backpressure, the peer's sends stall).
     private func answer(_ head: Message, _ body: Message = Message()) {
         do {
-            try transport.enqueue(head, body)
-        } catch where error.code == .resourceExhausted {
-            answerWaiting = true
-            transport.pauseReceiving()
-            _ = try? core.spawn { [self] in
-                do {
-                    try await transport.send(head, body)
-                } catch {
-                    return  // the connection ended: its end reaches the handler
-                }
+            answerWaiting = try !transport.enqueueOrPause(head, body) { [self] in
                 answerWaiting = false
                 serveBacklog()
             }
@@ -161,10 +155,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         }
     }
 
-    /// Serves the frames that waited behind an answer, then lets the transport hand more over.
+    /// Serves the frames that waited behind an answer (the transport hands more over later).
     private func serveBacklog() {
         while !answerWaiting && !ended && !closing, let message = backlog.popFirst() { serve(message) }
-        if !answerWaiting { transport.resumeReceiving() }
     }
 
     /// Sends `status` (a connection-level error), then closes: later frames are ignored.
