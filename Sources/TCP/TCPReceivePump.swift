@@ -36,6 +36,12 @@ final class TCPReceivePump: CoreCompletionHandler, CoreTurnEndAction {
         try transport.core.runAtEndOfTurn(self)
         serveScheduled = true
     }
+
+    /// ``scheduleServe()``, or, where the core takes no more end-of-turn work (it is stopping),
+    /// the service now: a paused handler still hears the connection's end.
+    func serveSoon() {
+        do { try scheduleServe() } catch { transport.serveReceiveHandler() }
+    }
 }
 
 extension TCPTransport {
@@ -73,7 +79,7 @@ extension TCPTransport {
     public func resumeReceiving() {
         guard receivePaused else { return }
         receivePaused = false
-        try? receivePump?.scheduleServe()
+        receivePump?.serveSoon()
     }
 
     /// Hands the handler every whole frame read, then starts the next read; or, paused, stops;
@@ -135,6 +141,6 @@ extension TCPTransport {
     /// The connection ended (``fail(_:)``): a handler with no read in flight hears it at the end
     /// of the turn; a read in flight is cancelled, and its completion tells it.
     func receiveHandlerConnectionEnded() {
-        try? receivePump?.scheduleServe()
+        receivePump?.serveSoon()
     }
 }

@@ -137,7 +137,7 @@ final class CoreLoop {
     @discardableResult
     func startWatch(fd: Int32, _ handler: any CoreReadinessHandler, repeating: Bool) -> OperationID {
         let id = table.reserve()
-        table.beginWatch(id, handler: handler, repeatingOn: repeating ? fd : nil)
+        table.beginHandled(id, handler: handler, repeatingOn: repeating ? fd : nil)
         armWatch(id, fd: fd, repeating: repeating)
         return id
     }
@@ -150,7 +150,7 @@ final class CoreLoop {
     /// Starts `operation` with a handler rather than a task (``Core/receive(_:into:flags:deadline:pollFirst:then:)``):
     /// its completion calls `handler` once, from the loop, between turns.
     func start(_ id: OperationID, _ operation: IOOperation, deadline: Deadline?, handler: any CoreCompletionHandler) {
-        table.beginWatch(id, handler: handler, repeatingOn: nil)
+        table.beginHandled(id, handler: handler, repeatingOn: nil)
         if stopping {
             complete(token: id.token, result: -ECANCELED, flags: 0)
             return

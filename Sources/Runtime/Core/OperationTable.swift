@@ -54,7 +54,8 @@ struct OperationTable: ~Copyable {
         // pointer, and a task's completion then moves no reference-counted value at all.
         /// The task suspended on the operation.
         var continuation: UnsafeContinuation<Completion, Never>?
-        /// A readiness watch's handler.
+        /// The handler its completion calls: a readiness watch's, or that of
+        /// ``Core/receive(_:into:flags:deadline:pollFirst:then:)``.
         var handler: (any CoreCompletionHandler)?
         /// A repeating watch's descriptor; -1 for any other operation.
         var watchFD: Int32 = -1
@@ -64,7 +65,8 @@ struct OperationTable: ~Copyable {
     enum Waiter {
         /// A task suspended on the operation.
         case task(UnsafeContinuation<Completion, Never>)
-        /// A readiness watch's handler (``Core/whenReadable(_:_:)``), called from the loop.
+        /// A handler called from the loop (``Core/whenReadable(_:_:)``,
+        /// ``Core/receive(_:into:flags:deadline:pollFirst:then:)``).
         case handler(any CoreCompletionHandler)
         /// A repeating readiness watch's handler (``Core/watchReadable(_:_:)``) and its
         /// descriptor: the operation stays in flight across its completions.
@@ -146,9 +148,10 @@ struct OperationTable: ~Copyable {
         slots[Int(id.index)].continuation = continuation
     }
 
-    /// Starts a readiness watch: its completion calls `handler` rather than resuming a task,
-    /// once, or (with `repeatingOn`, the watched descriptor) at each completion until it ends.
-    mutating func beginWatch(_ id: OperationID, handler: any CoreCompletionHandler, repeatingOn fd: Int32?) {
+    /// Starts an operation whose completion calls `handler` rather than resuming a task: once,
+    /// or (a repeating watch, with `repeatingOn`, the watched descriptor) at each completion
+    /// until it ends.
+    mutating func beginHandled(_ id: OperationID, handler: any CoreCompletionHandler, repeatingOn fd: Int32?) {
         let i = Int(id.index)
         slots[i].state = .inFlight
         pendingCount += 1
