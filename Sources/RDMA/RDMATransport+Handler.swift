@@ -77,14 +77,21 @@ extension RDMATransport {
         context.deliverLater(self)
     }
 
+    /// Whether the handler is to get the next ready message: unpaused while open; after a clean
+    /// end, paused or not (the end ends a pause, and what came before it goes first); after any
+    /// other end, never.
+    private var handsOverMessages: Bool {
+        guard let failure else { return !receivePaused }
+        return failure.code == .closed
+    }
+
     /// Hands the ready messages, in order, to the handler; after the connection's end, the end
     /// too, once, letting the handler go. Messages that arrived before a clean end are handed
     /// over first, as ``recv()`` would return them; after any other end, none are.
     func deliverReady() {
         deliveryDue = false
         guard let handler else { return }
-        // The connection's end ends a pause: what came before a clean end goes first.
-        while !receivePaused || failure != nil, failure == nil || failure?.code == .closed, let message = takeReadyMessage() {
+        while handsOverMessages, let message = takeReadyMessage() {
             if context.inIdlePoll { statistics.busyPolledReceives += 1 }
             handler(.message(message))
         }

@@ -47,7 +47,7 @@ public final class RPCConnection<T: Transport> {
         let connection = UnsafeTransfer(self)
         Task(executorPreference: core.executor) { @concurrent in
             guard !connection.value.helloSent else { return }
-            do { try await connection.value.sendHello() } catch { await connection.value.fail(RPCError(.connectionLost, "the hello could not be sent: \(error)")) }
+            do throws(RPCError) { try await connection.value.sendHello() } catch { await connection.value.fail(error) }
         }
         if configuration.keepaliveInterval != nil {
             Task(executorPreference: core.executor) { @concurrent in await connection.value.keepaliveLoop() }
@@ -109,9 +109,7 @@ public final class RPCConnection<T: Transport> {
         if let failure { throw failure }
         if goingAway { throw RPCError(.unavailable, "the server is shutting down (go-away)") }
         try options.metadata.validate(maximumBytes: min(configuration.maximumMetadataBytes, peerMetadataLimit))
-        if !helloSent {
-            do { try await sendHello() } catch { throw RPCError(.connectionLost, "the hello could not be sent: \(error)") }
-        }
+        if !helloSent { try await sendHello() }
         let limit = callLimit
         while kind == .request && pending.count >= limit {
             if configuration.failFastWhenFull {
@@ -186,15 +184,19 @@ public final class RPCConnection<T: Transport> {
 
     // MARK: Reading
 
-    /// The hello goes first, before any call: whichever of the reader and the first caller
-    /// runs first sends it (the transport keeps the order in which frames are sent). Callers
-    /// check `helloSent` first, so a call pays no async call once it has gone.
-    private func sendHello() async throws {
+    /// The hello goes first, before any call: whichever of the connection's start-up task and
+    /// the first caller runs first sends it (the transport keeps the order in which frames are
+    /// sent). Callers check `helloSent` first, so a call pays no async call once it has gone.
+    private func sendHello() async throws(RPCError) {
         helloSent = true
         let limits = HelloLimits(
             maximumConcurrentCalls: UInt32(clamping: configuration.maximumConcurrentCalls),
             maximumMetadataBytes: UInt32(clamping: configuration.maximumMetadataBytes))
-        try await transport.send(writer.hello(limits))
+        do {
+            try await transport.send(writer.hello(limits))
+        } catch {
+            throw RPCError(.connectionLost, "the hello could not be sent: \(error)")
+        }
     }
 
     /// The transport's receive handler: answers resume their calls; the end fails the rest.
