@@ -317,6 +317,7 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
         var found = false
         inIdlePoll = true
         var index = 0
+        // A plain loop, no helper taking a closure: that cost retains on every pass (counted).
         while index < polled.count {  // unretained: the devices live as long as the context
             if polled[index]._withUnsafeGuaranteedRef({ $0.pollUntilEmpty(self) }) { found = true }
             index += 1
