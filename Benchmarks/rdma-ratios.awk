@@ -14,11 +14,13 @@ done { next }
     if (round > rounds) rounds = round
     next
 }
-# perftest's result lines start with the message size.
-section ~ /ib_send_lat 64 B/ && $1 == "64" && NF >= 5 { base[round, "lat"] = 2 * $5 }
-section ~ /ib_send_lat -e 64 B/ && $1 == "64" && NF >= 5 { base[round, "late"] = 2 * $5 }
-section ~ /ib_send_bw 64 B/ && $1 == "64" && NF >= 5 { base[round, "rate"] = $5 * 1e6 }
-section ~ /ib_send_bw 1 MiB/ && $1 == "1048576" && NF >= 4 { base[round, "bw"] = $4 * 1.048576 }
+# perftest's result lines start with the message size. A figure that is not a finite number
+# (perftest sometimes prints "inf") leaves that round without a base, so the round is skipped.
+function finite(text) { return text ~ /^[0-9]+(\.[0-9]+)?$/ }
+section ~ /ib_send_lat 64 B/ && $1 == "64" && NF >= 5 && finite($5) { base[round, "lat"] = 2 * $5 }
+section ~ /ib_send_lat -e 64 B/ && $1 == "64" && NF >= 5 && finite($5) { base[round, "late"] = 2 * $5 }
+section ~ /ib_send_bw 64 B/ && $1 == "64" && NF >= 5 && finite($5) { base[round, "rate"] = $5 * 1e6 }
+section ~ /ib_send_bw 1 MiB/ && $1 == "1048576" && NF >= 4 && finite($4) { base[round, "bw"] = $4 * 1.048576 }
 /^RESULT / {
     peer = ""; workload = ""; value = ""
     for (i = 2; i <= NF; i++) {
