@@ -17,8 +17,13 @@ public struct RPCConfiguration: Sendable {
     public var keepaliveInterval: Duration? = .seconds(10)
     /// Pings in a row left unanswered before the connection is declared lost.
     public var keepaliveAllowedMisses = 2
-    /// How long a draining server waits for calls in flight before closing anyway.
+    /// How long a draining server waits for calls in flight before closing anyway. It bounds
+    /// the go-away's send too: a client that reads nothing cannot hold the drain open.
     public var drainTimeout: Duration = .seconds(10)
+    /// How long a server connection closed for a broken protocol (a bad frame, a duplicate call
+    /// ID, a client that sends without reading) may take to send its error before it closes
+    /// anyway: a peer that reads nothing cannot keep it open.
+    public var closeTimeout: Duration = .seconds(2)
     /// Where connection-level events go (not per call).
     public var logger = Logger(label: "swift-net.rpc")
 

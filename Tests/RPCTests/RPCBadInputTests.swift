@@ -61,11 +61,12 @@ struct RPCBadInputTests {
     /// Runs `bad` on a raw connection, then checks that another client is still served.
     func check<R: Sendable>(
         configuration: RPCConfiguration = .init(),
+        tcp: TCPConfiguration = .init(),
         _ bad: @escaping @Sendable (RawClient) async throws -> R
     ) async throws -> R {
         try await withRuntime { runtime in
             let server = RPCServer(services: [TestService(probe: Probe())], configuration: configuration)
-            let address = try startServer(runtime, server: server)
+            let address = try startServer(runtime, server: server, tcp: tcp)
             return try await runtime.run(on: 0) { core in
                 let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
                 let result = try await bad(raw)
@@ -179,6 +180,104 @@ struct RPCBadInputTests {
         var expected = (1...count).map { "\(FrameKind.response) \($0) \(answerBytes)" }
         expected.append("\(FrameKind.pong) 9 0")
         #expect(seen == expected)
+    }
+
+    @Test("A response larger than the connection carries fails its call with resourceExhausted, inline or not; the connection carries on")
+    func responseTooLarge() async throws {
+        let tcp = TCPConfiguration.defaults { $0.maximumFrameSize = 64 * 1024 }
+        let (inline, later, good) = try await check(tcp: tcp) { raw in
+            try await raw.hello()
+            var encoder = WireEncoder()
+            encoder.encode(100_000)
+            try await raw.request(1, method: TestAPI.fill.id, payload: encoder.bytes)
+            let inline = try await raw.next()
+            try await raw.request(2, method: TestAPI.fillLater.id, payload: encoder.bytes)
+            let later = try await raw.next()
+            try await raw.request(3, method: TestAPI.echo.id, payload: wireString("still here"))
+            return (inline, later, try await raw.next())
+        }
+        #expect(inline.kind == .error && inline.callID == 1 && inline.status?.code == .resourceExhausted)
+        #expect(later.kind == .error && later.callID == 2 && later.status?.code == .resourceExhausted)
+        #expect(good.kind == .response && good.callID == 3 && good.payload == wireString("still here"))
+    }
+
+    @Test("A request larger than the connection carries fails with resourceExhausted before it is sent; the connection carries on")
+    func requestTooLarge() async throws {
+        try await withRuntime { runtime in
+            let server = RPCServer(services: [TestService(probe: Probe())])
+            let address = try startServer(runtime, server: server)
+            try await runtime.run(on: 0) { core in
+                let small = TCPConfiguration.defaults { $0.maximumFrameSize = 64 * 1024 }
+                let connection = try RPCConnection(try await TCPDialer(configuration: small).dial(address, on: core))
+                var failure: RPCError?
+                do {
+                    _ = try await connection.call(TestAPI.echo, String(repeating: "y", count: 100_000))
+                } catch {
+                    failure = error as? RPCError
+                }
+                #expect(failure?.code == .resourceExhausted)
+                #expect(try await connection.call(TestAPI.echo, "after") == "after")
+                await connection.close()
+            }
+        }
+    }
+
+    /// Answers held up by a raw client that reads none: 32 answers of 1 MiB from call tasks,
+    /// past what the socket buffers and the server's 64 KiB queue hold. Returns once every call
+    /// has run (each then sends, or waits to send, its answer).
+    static func stallAnswers(_ raw: RawClient, _ probe: Probe) async throws {
+        try await raw.hello()
+        var encoder = WireEncoder()
+        encoder.encode(1 << 20)
+        for id in 1...32 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.fillLater.id, payload: encoder.bytes) }
+        await probe.until { $0.recorded.count == 32 }
+    }
+
+    static let stallingServer = TCPConfiguration.defaults {
+        $0.maximumQueuedBytes = 64 * 1024
+        $0.closeFlushTimeout = .milliseconds(100)
+    }
+
+    @Test("A drain ends although a client reads nothing: its go-away cannot be sent, and the drain timeout closes it; other connections drain too")
+    func drainPastAClientThatDoesNotRead() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let probe = Probe()
+            let server = RPCServer(services: [TestService(probe: probe)], configuration: .defaults { $0.drainTimeout = .milliseconds(300) })
+            let address = try startServer(runtime, server: server, tcp: Self.stallingServer)
+            let (closedByDrain, healthyRefused) = try await runtime.run(on: 0) { core in
+                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
+                try await Self.stallAnswers(raw, probe)
+                let healthy = try RPCConnection(try await TCPDialer().dial(address, on: core))
+                #expect(try await healthy.call(TestAPI.echo, "before") == "before")
+                server.beginDrain()
+                await server.drained()
+                var refused: RPCError?
+                do { _ = try await healthy.call(TestAPI.echo, "after") } catch { refused = error as? RPCError }
+                await healthy.close()
+                await raw.transport.close()
+                return (server.connectionCount == 0, refused != nil)
+            }
+            #expect(closedByDrain)
+            #expect(healthyRefused)
+        }
+    }
+
+    @Test("A client that reads nothing and then breaks the protocol is closed within the close timeout, though its error cannot be sent")
+    func brokenProtocolWhileAnswersWait() async throws {
+        try await withRuntime(cores: 1) { runtime in
+            let probe = Probe()
+            let server = RPCServer(services: [TestService(probe: probe)], configuration: .defaults { $0.closeTimeout = .milliseconds(200) })
+            let address = try startServer(runtime, server: server, tcp: Self.stallingServer)
+            try await runtime.run(on: 0) { core in
+                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
+                try await Self.stallAnswers(raw, probe)
+                #expect(server.connectionCount == 1)
+                try await raw.send([1, 77, 0, 0] + [UInt8](repeating: 0, count: 7) + [5])  // an unknown frame kind
+                // Ended by the server, with the client still reading nothing.
+                while server.connectionCount > 0 { try await core.sleep(for: .milliseconds(10)) }
+                await raw.transport.close()
+            }
+        }
     }
 
     @Test("Oversize metadata: resourceExhausted for that call")

@@ -34,6 +34,9 @@ enum TestAPI {
     static let inline = RPCMethod<String, String>(id: 9, name: "Test.inline")
     /// Inline: returns a string of the given number of bytes (a small request, a large answer).
     static let fill = RPCMethod<Int, String>(id: 10, name: "Test.fill")
+    /// Not inline (a task per call): records "fill", then returns a string of the given number
+    /// of bytes.
+    static let fillLater = RPCMethod<Int, String>(id: 11, name: "Test.fillLater")
 
     struct Point: Codable, Equatable, Sendable { var x: Int; var y: Double }
 }
@@ -153,6 +156,10 @@ struct TestService: RPCService {
         }
         handlers.register(TestAPI.json) { point, _ in TestAPI.Point(x: point.x * 2, y: point.y * 2) }
         handlers.registerInline(TestAPI.fill) { count, _ in String(repeating: "x", count: max(count, 0)) }
+        handlers.register(TestAPI.fillLater) { count, _ in
+            probe.record("fill")
+            return String(repeating: "x", count: max(count, 0))
+        }
         handlers.registerInline(TestAPI.inline) { text, context in
             probe.record(text)
             switch text {

@@ -141,6 +141,9 @@ public final class RPCConnection<T: Transport> {
             if try !transport.trySend(head, body) { try await transport.send(head, body) }
         } catch {
             pending.remove(id)
+            if let error = error as? TransportError, error.code == .frameTooLarge {  // nothing was sent: the connection carries on
+                throw RPCError(.resourceExhausted, "the request is larger than the connection carries (\(error.message))")
+            }
             throw RPCError(.connectionLost, "the request could not be sent: \(error)")
         }
         return id

@@ -31,6 +31,8 @@ final class ServerConnection<T: Transport>: DrainableConnection {
     private var closing = false
     /// Frames that came while an answer waited (only from a driver that cannot pause).
     @exclusivity(unchecked) private var backlog = Deque<Message>()
+    /// Closes the connection if its last frame (a go-away, an error) has not gone in time.
+    private var closeTimer: Task<Void, Never>?
 
     @exclusivity(unchecked) private var idleWorkers: [CallWorker] = []
 
@@ -105,7 +107,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peerText)", "error": "\(error.error)"])
                 closeAfter(writer.status(.error, callID: 0, error.error))
             } else if let callID = error.callID {
-                answer(writer.status(.error, callID: callID, error.error))
+                answer(writer.status(.error, callID: callID, error.error), callID: callID)
             }
             return
         }
@@ -135,24 +137,34 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 call.worker?.task?.cancel()
             }
         case .ping:
-            answer(writer.bare(.pong, callID: frame.callID))
+            answer(writer.bare(.pong, callID: frame.callID), callID: frame.callID)
         case .pong, .hello, .response, .error, .goAway:
             break  // a client's responses, errors or go-aways have no meaning here; ignored
         }
     }
 
-    /// Sends an answer from the receive handler without waiting: queued by the transport, or,
-    /// when it has no room, sent by a task while the transport pauses and later frames wait
-    /// (``Transport/enqueueOrPause(_:_:sent:)``: the backpressure, the peer's sends stall).
-    private func answer(_ head: Message, _ body: Message = Message()) {
+    /// Sends an answer to call `callID` from the receive handler without waiting: queued by the
+    /// transport, or, when it has no room, sent by a task while the transport pauses and later
+    /// frames wait (``Transport/enqueueOrPause(_:_:sent:)``: the backpressure, the peer's sends
+    /// stall). An answer larger than the transport carries fails its call instead.
+    private func answer(_ head: Message, _ body: Message = Message(), callID: UInt64) {
         do {
             answerWaiting = try !transport.enqueueOrPause(head, body) { [self] in
                 answerWaiting = false
                 serveBacklog()
             }
+        } catch where error.code == .frameTooLarge {
+            // Nothing was queued and the connection is sound: the call fails, and says why.
+            answer(writer.status(.error, callID: callID, Self.tooLarge(error)), callID: callID)
         } catch {
             // The connection ended: no one to answer, and its end reaches the handler.
         }
+    }
+
+    /// The error of a call whose response is above the largest message the transport carries
+    /// (TCP's `maximumFrameSize`, RDMA's maximum message size).
+    static func tooLarge(_ error: TransportError) -> RPCError {
+        RPCError(.resourceExhausted, "the response is larger than the connection carries (\(error.message))")
     }
 
     /// Serves the frames that waited behind an answer (the transport hands more over later).
@@ -160,12 +172,25 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         while !answerWaiting && !ended && !closing, let message = backlog.popFirst() { serve(message) }
     }
 
-    /// Sends `status` (a connection-level error), then closes: later frames are ignored.
+    /// Sends `status` (a connection-level error), then closes: later frames are not read, and
+    /// a peer that does not take the error closes within ``RPCConfiguration/closeTimeout``.
     private func closeAfter(_ status: Message) {
         closing = true
         backlog.removeAll()
+        transport.pauseReceiving()
+        closeWithin(configuration.closeTimeout)
         _ = try? core.spawn { [self] in
             try? await transport.send(status)
+            await close()
+        }
+    }
+
+    /// Closes the connection after `timeout` unless it has ended by then: the bound on a last
+    /// frame's send, which waits for as long as the peer reads nothing.
+    private func closeWithin(_ timeout: Duration) {
+        guard closeTimer == nil else { return }
+        closeTimer = try? core.spawn { [self] in
+            do { try await core.sleep(for: timeout) } catch { return }  // cancelled: it ended in time
             await close()
         }
     }
@@ -180,7 +205,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
             return
         }
         func refuse(_ error: RPCError) {
-            if !oneWay { answer(writer.status(.error, callID: id, error)) }
+            if !oneWay { answer(writer.status(.error, callID: id, error), callID: id) }
         }
         if draining {
             refuse(RPCError(.unavailable, "the server is shutting down"))
@@ -213,7 +238,7 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 do { try inline(frame.payload, context, &response) } catch { failure = error }
             }
             if let frame = answerFrame(handler, context, oneWay: oneWay, start: start, response: response, failure: failure) {
-                answer(frame.head, frame.body)
+                answer(frame.head, frame.body, callID: id)
             }
             return
         }
@@ -308,6 +333,9 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         do {
             if try transport.trySend(frame.head, frame.body) { return }
             try await transport.send(frame.head, frame.body)
+        } catch let error as TransportError where error.code == .frameTooLarge {
+            // Nothing was sent and the connection is sound: the call fails, and says why.
+            try? await transport.send(writer.status(.error, callID: context.callID, Self.tooLarge(error)))
         } catch {
             // The connection ended: no one to answer.
         }
@@ -359,31 +387,33 @@ final class ServerConnection<T: Transport>: DrainableConnection {
 
     // MARK: Ending
 
-    /// Go-away, then close once the calls in flight have ended (or the drain timeout passes).
-    func drain() async {
+    /// Go-away, then close once the calls in flight have ended, or when the drain timeout
+    /// passes, whichever comes first: the timeout also bounds the go-away's own send, which
+    /// waits for as long as the client reads nothing. Returns at once, so one such client holds
+    /// up no other connection's drain.
+    func drain() {
         guard !draining, !ended else { return }
         draining = true
-        try? await transport.send(writer.status(.goAway, callID: highestCallID, RPCError(.unavailable, "the server is shutting down")))
-        if calls.isEmpty {
-            await close()
-            return
-        }
-        let connection = UnsafeTransfer(self)
-        let timeout = configuration.drainTimeout
-        Task(executorPreference: core.executor) { @concurrent in
-            try? await connection.value.core.sleep(for: timeout)
-            await connection.value.close()
+        closeWithin(configuration.drainTimeout)
+        let goAway = writer.status(.goAway, callID: highestCallID, RPCError(.unavailable, "the server is shutting down"))
+        _ = try? core.spawn { [self] in
+            try? await transport.send(goAway)
+            if calls.isEmpty { await close() }
         }
     }
 
     private func close() async {
         guard !ended else { return }
         ended = true
+        closeTimer?.cancel()
+        closeTimer = nil
         await transport.close()
     }
 
     private func end() async {
         ended = true
+        closeTimer?.cancel()
+        closeTimer = nil
         for call in calls.values { call.worker?.task?.cancel() }
         for worker in idleWorkers { if let handle = worker.handle { core.resume(handle) } }
         if let sweeper { core.resume(sweeper) }
