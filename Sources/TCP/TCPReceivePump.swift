@@ -37,10 +37,10 @@ final class TCPReceivePump: CoreCompletionHandler, CoreTurnEndAction {
         serveScheduled = true
     }
 
-    /// ``scheduleServe()``, or, where the core takes no more end-of-turn work (it is stopping),
-    /// the service now: a paused handler still hears the connection's end.
+    /// ``scheduleServe()``, or, once the core's loop has ended (no turn ends any more), the
+    /// service now: a paused handler still hears the connection's end.
     func serveSoon() {
-        do { try scheduleServe() } catch { transport.serveReceiveHandler() }
+        do { try scheduleServe() } catch where error.isShutDown { transport.serveReceiveHandler() } catch {}
     }
 }
 

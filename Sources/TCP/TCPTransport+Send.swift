@@ -53,6 +53,8 @@ extension TCPTransport {
         if !writing && !flushScheduled {
             do {
                 try core.runAtEndOfTurn(turnEnd)
+            } catch where error.isShutDown {
+                throw TransportError(.shutDown, "a send after the connection's core stopped")
             } catch {
                 throw TransportError(.invalidArgument, "a send off the connection's core: \(error)")
             }

@@ -1,5 +1,6 @@
 import NetRuntime
 import NetTestSupport
+import Synchronization
 import Testing
 
 /// Records when the core runs it at the end of a turn.
@@ -81,6 +82,24 @@ struct CoreSpawnTests {
         }
     }
 
+    @Test("Once a core has stopped, runAtEndOfTurn throws shutDown rather than keep an action that would never run; actions registered during the last writes still run")
+    func endOfTurnAfterStop() async throws {
+        let seen = StopRecord()
+        try await withRuntime(cores: 1) { runtime in
+            try await runtime.run(on: 0) { core in
+                // Registered in the core's last turn: it registers itself once more while the
+                // loop runs its last end-of-turn actions.
+                let last = TurnEndRecorder()
+                last.again = core
+                try core.runAtEndOfTurn(last)
+                // Dropped with the core's locals, after its loop has ended, on its thread.
+                _ = try core.local(StopWitness.self) { StopWitness(core: core, last: last, seen: seen) }
+            }
+        }
+        #expect(seen.state.withLock { $0.lastRuns } == 2)
+        #expect(seen.state.withLock { $0.afterStop?.isShutDown } == true)
+    }
+
     @Test("A task that yields until the turn's end resumes after the jobs queued before it and after the end-of-turn actions they registered")
     func yieldUntilTurnEnd() async throws {
         try await withRuntime(cores: 1) { runtime in
@@ -109,6 +128,29 @@ struct CoreSpawnTests {
             #expect(offCoreRefused)
         }
     }
+}
+
+/// A core local that, when its stopped core drops it, tries to register an end-of-turn action.
+final class StopWitness {
+    let core: Core
+    let last: TurnEndRecorder
+    let seen: StopRecord
+    init(core: Core, last: TurnEndRecorder, seen: StopRecord) {
+        self.core = core
+        self.last = last
+        self.seen = seen
+    }
+    deinit {
+        var failure: RuntimeError?
+        do { try core.runAtEndOfTurn(TurnEndRecorder()) } catch { failure = error }
+        let runs = last.runs
+        seen.state.withLock { $0 = (runs, failure) }
+    }
+}
+
+/// What ``StopWitness`` saw, read by the test after the runtime has stopped.
+final class StopRecord: Sendable {
+    let state = Mutex<(lastRuns: Int, afterStop: RuntimeError?)>((0, nil))
 }
 
 /// A list of events, in the order tasks on one core recorded them.

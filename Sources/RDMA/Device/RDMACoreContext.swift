@@ -184,7 +184,8 @@ final class RDMACoreContext: CoreTurnEndAction, CoreIdlePoller {
             try core.runAtEndOfTurn(self)
             turnEndScheduled = true
         } catch {
-            assertionFailure("an RDMA context is used only on its core: \(error)")
+            // The core's loop has ended (no turn ends any more): the work is done now.
+            assert(error.isShutDown, "an RDMA context is used only on its core: \(error)")
             coreTurnDidEnd()
         }
     }

@@ -23,6 +23,8 @@ final class CoreLoop {
     /// Actions to run at the end of this turn (``Core/runAtEndOfTurn(_:)``), and the list being run.
     @exclusivity(unchecked) var turnEndActions = CoreList<TurnEndEntry>(capacity: 64)
     @exclusivity(unchecked) private var runningTurnEndActions = CoreList<TurnEndEntry>(capacity: 64)
+    /// Set once the loop has run its last end-of-turn actions: later ones would never run.
+    @exclusivity(unchecked) private(set) var turnEndClosed = false
     @exclusivity(unchecked) private var stopping = false
     /// Readiness watches that completed, with their results, for the loop to call between turns.
     @exclusivity(unchecked) private var readyWatches = CoreList<(any CoreCompletionHandler, Int32)>()
@@ -471,8 +473,13 @@ final class CoreLoop {
         while let job = jobs.popFirst() {
             run(job, serial, taskExecutor)
         }
-        // Last writes, before the descriptors close.
-        if !turnEndActions.isEmpty { runTurnEndActions() }
+        // Last writes, before the descriptors close; those they schedule run too, a few rounds at most.
+        var rounds = 0
+        while !turnEndActions.isEmpty && rounds < 8 {
+            runTurnEndActions()
+            rounds += 1
+        }
+        turnEndClosed = true  // from here `runAtEndOfTurn` throws `shutDown`: callers act at once
         turnEndActions.removeAll()
         statistics.submissionQueueFull = backend.submissionQueueFullCount
         locals.removeAll()

@@ -17,10 +17,15 @@ extension Core {
     /// `action` is consumed: the caller's reference moves into the core's list, which costs no
     /// retain of its own.
     ///
-    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread.
+    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread;
+    ///   ``RuntimeError/shutDown(_:)`` once the core's loop has ended (its last end-of-turn
+    ///   actions have run, and objects it held are going away): the caller then acts at once.
     public nonisolated func runAtEndOfTurn(_ action: consuming any CoreTurnEndAction) throws(RuntimeError) {
         guard executor.isOnCoreThread else {
             throw RuntimeError.notOnCore("Core.runAtEndOfTurn off core \(index)'s thread")
+        }
+        guard !executor.loop.turnEndClosed else {
+            throw RuntimeError.shutDown("core \(index) has stopped: no turn ends any more")
         }
         // Moved into the list through an optional: a closure cannot consume what it captures,
         // and building the entry inside it would copy (retain) the action.
@@ -37,12 +42,14 @@ extension Core {
     /// bookkeeping (setting up its next receive): that bookkeeping is then off the round trip's
     /// critical path. It costs the task one job; no allocation.
     ///
-    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread.
+    /// - Throws: ``RuntimeError/notOnCore(_:)`` off the core's thread; ``RuntimeError/shutDown(_:)``
+    ///   once the core's loop has ended.
     public nonisolated func yieldUntilTurnEnd() async throws(RuntimeError) {
         guard executor.isOnCoreThread else {
             throw RuntimeError.notOnCore("Core.yieldUntilTurnEnd off core \(index)'s thread")
         }
         let loop: CoreLoop = executor.loop
+        guard !loop.turnEndClosed else { throw RuntimeError.shutDown("core \(index) has stopped: no turn ends any more") }
         await withCoreContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             loop.turnEndActions.append(.task(continuation))
         }
