@@ -263,10 +263,22 @@ final class ServerConnection<T: Transport>: DrainableConnection {
                 expire(id)
             } else {
                 deadlines.insert(DeadlineEntry(deadline: deadline, callID: id))
+                // Entries of ended calls leave only from the top: behind one long call they pile
+                // up. Past twice the calls running (and some slack) they are dropped, at a cost of
+                // O(entries) at most once per `endedDeadlinesAllowed` calls.
+                if deadlines.count > 2 * calls.count + Self.endedDeadlinesAllowed {
+                    deadlines = Heap(deadlines.unordered.filter { calls[$0.callID] != nil })
+                }
                 armSweeper()
             }
         }
     }
+
+    /// Deadline entries of ended calls kept before they are dropped (see `startCall`).
+    static var endedDeadlinesAllowed: Int { 1024 }
+
+    /// How many deadline entries the connection holds (for tests).
+    var deadlineEntries: Int { deadlines.count }
 
     /// Cancels call `id` because its deadline passed.
     private func expire(_ id: UInt64) {
