@@ -169,14 +169,15 @@ extension TCPTransport {
     }
 
     /// Starts a frame larger than a chunk in storage of its own size, with the bytes of it
-    /// that are already in the chunk.
+    /// that are already in the chunk. The chunk's bytes are all consumed then, but frames cut
+    /// from it before may still be held: reading resumes after them, and the chunk is read from
+    /// its start again only once nothing holds it (``nextReceiveStep()``).
     private func beginLarge(length: Int) {
         let chunk = self.chunk! // '!': receiveFrame checked it
         let storage = pool.allocator.storage(capacity: length)
         let already = readEnd - readStart - FrameHeader.size
         storage.base.copyMemory(from: chunk.base + readStart + FrameHeader.size, byteCount: already)
-        readStart = 0
-        readEnd = 0
+        readStart = readEnd
         largeFrame = (storage, length, already)
     }
 }

@@ -47,6 +47,41 @@ struct TCPFramingTests {
         }
     }
 
+    @Test("Messages kept by the application stay intact while later frames, larger than a chunk among them, are received", arguments: [false, true])
+    func keptMessagesStayIntact(handler: Bool) async throws {
+        try await withRuntime { runtime in
+            let group = try bindGroup(runtime)
+            let (kept, expected) = try await runtime.run(on: 0) { core in
+                let listener = try group.listener(on: core)
+                let (peer, transport) = try await rawPeer(on: core, listener: listener)
+                // Small frames read together with the start of a frame larger than a 64 KiB
+                // chunk, and small ones after it: the small ones' bytes live in the chunk.
+                let payloads = (0..<40).map { i in payload(sender: 1, sequence: i, size: i % 4 == 3 ? 200_000 : 100) }
+                async let written: Void = rawWrite(core, peer, payloads.flatMap(frame))
+                var kept: [Message] = []
+                if handler {
+                    let done = CoreWaitQueue(core: core)
+                    try transport.startReceiving { event in
+                        if case .message(let message) = event { kept.append(message) }
+                        if kept.count == payloads.count { done.signalAll() }
+                    }
+                    while kept.count < payloads.count { try await done.wait() }
+                } else {
+                    for _ in payloads { kept.append(try await transport.recv()) }
+                }
+                try await written
+                try await core.close(peer)
+                await transport.close()
+                await listener.close()
+                return (kept.map(\.bytes), payloads)
+            }
+            #expect(kept.count == expected.count)
+            for (index, (got, want)) in zip(kept, expected).enumerated() where got != want {
+                Issue.record("message \(index) (\(want.count) bytes) changed after it was received")
+            }
+        }
+    }
+
     @Test("A frame of a 1 MiB payload and a small header is received into pooled storage, reused frame after frame")
     func megabytePayloadWithHeaderIsPooled() async throws {
         try await withRuntime { runtime in
