@@ -23,7 +23,8 @@ public final class ConnectionManager<Connection: PooledConnection> {
     let clock: any PoolClock
     let logger: Logger
     private var random: any RandomNumberGenerator
-    private var dialing: [PeerAddress: [CoreWakeHandle]] = [:]
+    /// The dial in progress per peer: a task of the manager's, which callers wait for.
+    private var dialing: [PeerAddress: SharedDial] = [:]
     private var failing: [PeerAddress: (failures: Int, until: Deadline, error: String)] = [:]
     private let dials = Counter(label: "net_pool_dials_total")
     private let dialFailures = Counter(label: "net_pool_dial_failures_total")
@@ -55,20 +56,34 @@ public final class ConnectionManager<Connection: PooledConnection> {
     /// A usable connection to `peer`: pooled, or dialled now (one dial for all concurrent
     /// callers). Call on the manager's core.
     ///
+    /// The dial belongs to the manager, not to the caller that started it: a caller that gives
+    /// up (cancelled, or past `deadline`) stops waiting, and the dial goes on for the others,
+    /// its connection then pooled for the next call.
+    ///
+    /// - Parameter deadline: when to stop waiting for a dial; nil waits for its outcome (which
+    ///   the backoff's attempts and ``Backoff/overallTimeout`` bound).
     /// - Throws: ``PoolError`` `.unavailable` when every attempt failed or the peer fails fast,
-    ///   `.unresolvable` for a name that does not resolve; `CancellationError`.
-    public func connection(to peer: PeerAddress) async throws -> Connection {
+    ///   `.unresolvable` for a name that does not resolve, `.timedOut` past `deadline`;
+    ///   `CancellationError`; `RuntimeError.notOnCore` off the manager's core.
+    public func connection(to peer: PeerAddress, deadline: Deadline? = nil) async throws -> Connection {
         while true {
             if let connection = pool.connection(for: peer) { return connection }
             if let failure = failing[peer], clock.now() < failure.until {
                 throw PoolError(.unavailable, "\(peer) is failing fast until its next probe (last error: \(failure.error))")
             }
-            if dialing[peer] != nil {
-                // Another caller is dialling this peer: wait for its outcome, then look again.
-                _ = try await suspendOnCore(core) { dialing[peer]?.append($0) }
-                continue
+            let dial = try dialing[peer] ?? startDial(peer)
+            if dial.outcome == nil {
+                do {
+                    _ = try await suspendOnCore(core, deadline: deadline) { handle in
+                        if dial.outcome != nil { core.resume(handle) } else { dial.waiters.append(handle) }
+                    }
+                } catch let error as IOError where error.isTimeout {
+                    throw PoolError(.timedOut, "no connection to \(peer) by the deadline (a dial goes on)")
+                }
             }
-            return try await dialForAll(peer)
+            // Its connection is in the pool now (taken on the next turn of the loop); its error
+            // is every waiter's.
+            if case .failure(let error)? = dial.outcome { throw error }
         }
     }
 
@@ -77,23 +92,35 @@ public final class ConnectionManager<Connection: PooledConnection> {
         pool.remove(connection)
     }
 
-    private func dialForAll(_ peer: PeerAddress) async throws -> Connection {
-        dialing[peer] = []
-        defer {
-            for waiter in dialing.removeValue(forKey: peer) ?? [] { core.resume(waiter) }
-        }
-        do {
-            let connection = try await dialWithRetries(peer)
-            pool.add(connection, for: peer)
-            if failing.removeValue(forKey: peer) != nil {
-                logger.info("pool: reconnected", metadata: ["peer": "\(peer)"])
+    /// One dial for every caller that wants `peer` meanwhile: its outcome, and who waits for it.
+    final class SharedDial {
+        var waiters: [CoreWakeHandle] = []
+        var outcome: Result<Void, any Error>?
+    }
+
+    /// Starts the shared dial of `peer` in a task of its own on the core.
+    private func startDial(_ peer: PeerAddress) throws -> SharedDial {
+        let dial = SharedDial()
+        try core.spawn { [self] in
+            do {
+                pool.add(try await dialWithRetries(peer), for: peer)
+                if failing.removeValue(forKey: peer) != nil {
+                    logger.info("pool: reconnected", metadata: ["peer": "\(peer)"])
+                }
+                dial.outcome = .success(())
+            } catch {
+                // A dial cancelled by the core's stop says nothing of the peer: no fail-fast.
+                if !(error is CancellationError) {
+                    let failures = (failing[peer]?.failures ?? 0) + 1
+                    failing[peer] = (failures, clock.now() + backoff.failFast(after: failures), "\(error)")
+                }
+                dial.outcome = .failure(error)
             }
-            return connection
-        } catch {
-            let failures = (failing[peer]?.failures ?? 0) + 1
-            failing[peer] = (failures, clock.now() + backoff.failFast(after: failures), "\(error)")
-            throw error
+            dialing[peer] = nil
+            for waiter in dial.waiters { core.resume(waiter) }
         }
+        dialing[peer] = dial
+        return dial
     }
 
     private func dialWithRetries(_ peer: PeerAddress) async throws -> Connection {

@@ -21,6 +21,9 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         public var maximumPerKey = 1
         /// Connections in all. Default 1,024.
         public var maximumTotal = 1024
+        /// How often a sweeper started for the pool (``runSweeper(on:every:)``, as
+        /// `RPCClient` does on each core) evicts what has expired. Default 5 s.
+        public var sweepInterval: Duration = .seconds(5)
         /// The defaults.
         public init() {}
     }
@@ -113,7 +116,8 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         }
     }
 
-    /// Evicts every connection that is unusable, idle too long or too old; returns how many.
+    /// Evicts every connection that is unusable, idle too long (no use, no work in flight) or
+    /// too old; returns how many. Evicted connections close once their work in flight ends.
     @discardableResult
     public func sweep() -> Int {
         let now = clock.now()
@@ -130,8 +134,10 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         return evicted.count
     }
 
-    /// Sweeps every `interval` on the core's timer until the task is cancelled.
-    public func runSweeper(on core: Core, every interval: Duration = .seconds(5)) async {
+    /// Sweeps every `interval` (by default ``Configuration/sweepInterval``) on the core's timer
+    /// until the task is cancelled.
+    public func runSweeper(on core: Core, every interval: Duration? = nil) async {
+        let interval = interval ?? configuration.sweepInterval
         while !Task.isCancelled {
             do { try await core.sleep(for: interval) } catch { return }
             sweep()
@@ -149,7 +155,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
     private func isAlive(_ entry: Entry, now: Deadline) -> Bool {
         entry.connection.isUsable
             && now < entry.created + configuration.maximumLifetime
-            && now < entry.lastUsed + configuration.idleTimeout
+            && (now < entry.lastUsed + configuration.idleTimeout || entry.connection.hasWorkInFlight)
     }
 
     private func leastRecentlyUsed(excluding connection: Connection) -> (Key, Int)? {
@@ -166,10 +172,12 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         guard !evicted.isEmpty else { return }
         evictions.increment(by: evicted.count)
         logger.debug("pool: evicted connections", metadata: ["count": "\(evicted.count)", "reason": "\(reason)"])
-        // Closing awaits; eviction does not: the closes run on this core after the caller yields.
-        nonisolated(unsafe) let closing = evicted  // Unsafe boundary: closed by a task on this same core.
-        if let executor = Core.currentExecutor {
-            Task(executorPreference: executor) { @concurrent in for connection in closing { await connection.close() } }
+        // Closing awaits; eviction does not: each close runs on this core after the caller
+        // yields, once that connection's calls in flight have ended (eviction fails no call).
+        guard let executor = Core.currentExecutor else { return }
+        for connection in evicted {
+            nonisolated(unsafe) let closing = connection  // Unsafe boundary: closed by a task on this same core.
+            Task(executorPreference: executor) { @concurrent in await closing.closeWhenIdle() }
         }
     }
 }

@@ -59,6 +59,8 @@ public struct PoolError: Error, Sendable, CustomStringConvertible {
         case unavailable
         /// The host name does not resolve.
         case unresolvable
+        /// The caller's deadline passed while a dial was still going on.
+        case timedOut
     }
     public var code: Code
     public var message: String

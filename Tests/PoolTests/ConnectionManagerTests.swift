@@ -42,6 +42,38 @@ struct ConnectionManagerTests {
         }
     }
 
+    @Test("A caller that gives up (its deadline passes, or it is cancelled) does not end the shared dial: the others get its connection, and the peer is not marked failing")
+    func callerGivesUp() async throws {
+        try await withRuntime { runtime in
+            let (timedOut, cancelled, waiterGot, laterGot, dials) = try await runtime.run(on: 0) { core in
+                let gate = CoreWaitQueue(core: core)
+                var open = false
+                let manager = ConnectionManager<FakeConnection>(core: core) { _, _ in
+                    while !open { try await gate.wait() }
+                    return FakeConnection("shared")
+                }
+                // The first caller starts the dial and gives up at its deadline.
+                let first = await caught { _ = try await manager.connection(to: peerA, deadline: .now + .milliseconds(20)) }
+                // A second gives up by cancellation, a third waits.
+                let quitter = try core.spawn { try await manager.connection(to: peerA).name }
+                let waiter = try core.spawn { try await manager.connection(to: peerA).name }
+                await Task.yield()
+                quitter.cancel()
+                let quit = await caught { _ = try await quitter.value }
+                open = true
+                gate.signalAll()
+                let got = try await waiter.value
+                let later = try await manager.connection(to: peerA).name  // pooled: no new dial
+                return ((first as? PoolError)?.code == .timedOut, quit is CancellationError, got, later, manager.dialCount)
+            }
+            #expect(timedOut)
+            #expect(cancelled)
+            #expect(waiterGot == "shared")
+            #expect(laterGot == "shared")
+            #expect(dials == 1)
+        }
+    }
+
     @Test("A refusing peer: every attempt on the backoff schedule, then unavailable, then fail fast until the probe time")
     func refusedThenFailFast() async throws {
         try await withRuntime { runtime in

@@ -42,6 +42,41 @@ struct ConnectionPoolTests {
         }
     }
 
+    @Test("A connection with calls in flight is not idle, however long ago it was handed out; an evicted one is closed once its calls end, not at once")
+    func workInFlight() async throws {
+        try await withRuntime { runtime in
+            let (busySwept, busyHandedOut, idleSwept, goAwayAskedGently, goAwayClosedEarly) = try await runtime.run(on: 0) { core in
+                let clock = TestClock()
+                var configuration = ConnectionPool<PeerAddress, FakeConnection>.Configuration()
+                configuration.idleTimeout = .seconds(10)
+                let pool = ConnectionPool<PeerAddress, FakeConnection>(configuration: configuration, clock: clock)
+                let busy = FakeConnection("busy")
+                pool.add(busy, for: peerA)
+                busy.inFlight = 1                   // a long call
+                clock.advance(.seconds(30))
+                let busySwept = pool.sweep()
+                let busyHandedOut = pool.connection(for: peerA) === busy
+                busy.inFlight = 0
+                clock.advance(.seconds(11))
+                let idleSwept = pool.sweep()
+                // A go-away while a call is in flight: evicted, but closed only when idle.
+                let leaving = FakeConnection("leaving")
+                pool.add(leaving, for: peerB)
+                leaving.inFlight = 1
+                leaving.isUsable = false
+                _ = pool.connection(for: peerB)
+                await Task.yield()
+                await Task.yield()
+                return (busySwept, busyHandedOut, idleSwept, leaving.closeWhenIdleAsked, leaving.closed)
+            }
+            #expect(busySwept == 0)
+            #expect(busyHandedOut)
+            #expect(idleSwept == 1)
+            #expect(goAwayAskedGently)
+            #expect(!goAwayClosedEarly)
+        }
+    }
+
     @Test("Limits per key and in total evict the least recently used; several per key go in turn")
     func limits() async throws {
         try await withRuntime { runtime in

@@ -10,15 +10,24 @@ final class TestClock: PoolClock {
     func advance(_ duration: Duration) { time.withLock { $0 = $0 + duration } }
 }
 
-/// A connection that only records whether it was closed.
+/// A connection that records how it was closed, with calls in flight the test sets.
 final class FakeConnection: PooledConnection {
     let name: String
     var isUsable = true
     var closed = false
+    /// Calls in flight (``hasWorkInFlight``).
+    var inFlight = 0
+    /// Whether the pool asked for a close once idle (eviction) rather than at once.
+    var closeWhenIdleAsked = false
     init(_ name: String) { self.name = name }
+    var hasWorkInFlight: Bool { inFlight > 0 }
     func close() async {
         closed = true
         isUsable = false
+    }
+    func closeWhenIdle() async {
+        closeWhenIdleAsked = true
+        if inFlight == 0 { await close() }
     }
 }
 

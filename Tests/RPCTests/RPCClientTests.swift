@@ -52,6 +52,35 @@ struct RPCClientTests {
         }
     }
 
+    @Test("A go-away while calls are in flight on a pooled connection fails none of them: the pool drops the connection and closes it once they end")
+    func goAwayWithCallsInFlight() async throws {
+        try await withRuntime { runtime in
+            let probe = Probe()
+            let server = RPCServer(services: [TestService(probe: probe)])
+            let address = try startServer(runtime, server: server)
+            let client = RPCClient(dialer: TCPDialer(), cores: runtime.cores)
+            let peer = PeerAddress.socket(address)
+            let (results, closedAfter) = try await runtime.run(on: 0) { core in
+                let calls = try (0..<2).map { _ in try core.spawn { try await client.call(TestAPI.hold, 1, to: peer) } }
+                await probe.until { $0.started.count == 2 }
+                let connection = try client.manager(on: core).pool.connection(for: peer)
+                server.beginDrain()
+                // Once the go-away has come, the pool evicts the connection when it meets it.
+                while try client.manager(on: core).pool.connection(for: peer) != nil { try await core.sleep(for: .milliseconds(5)) }
+                // Let the eviction's close task run (an eager close would fail the calls here).
+                for _ in 0..<3 { try await core.yieldUntilTurnEnd() }
+                probe.open(1)
+                var results: [Int] = []
+                for call in calls { results.append(try await call.value) }
+                for _ in 0..<3 { try await core.yieldUntilTurnEnd() }  // the close once idle
+                return (results, connection?.isUsable == false)
+            }
+            #expect(results == [1, 1])
+            #expect(closedAfter)
+            await server.drained()
+        }
+    }
+
     @Test("A task that is not on a core calls through the Sendable handle (it hops to a core and back)")
     func fromAnywhere() async throws {
         try await withRuntime(cores: 2) { runtime in

@@ -23,6 +23,9 @@ public final class RPCClient<Dialer: TransportDialer>: Sendable {
     /// The cores calls from off the cores are sent to, in turn.
     public let cores: [Core]
     private let next = Atomic<Int>(0)
+    /// This client's key in each core's registry: unique for the process's life, where an
+    /// object's address may be reused by a later client.
+    private let key = RPCClientKey.next()
 
     /// A client dialling with `dialer` on `cores` (usually `runtime.cores`).
     public init(
@@ -40,18 +43,34 @@ public final class RPCClient<Dialer: TransportDialer>: Sendable {
         self.backoff = backoff
     }
 
+    /// When the client goes, each core drops its manager and closes that manager's connections
+    /// (a core that has stopped has closed them already).
+    deinit {
+        let key = self.key
+        for core in cores {
+            Task(executorPreference: core.executor) { @concurrent in
+                guard let registry = try? core.local(ClientRegistry.self, { ClientRegistry() }),
+                      let entry = registry.managers.removeValue(forKey: key)
+                else { return }
+                entry.sweeper?.cancel()
+                await (entry.manager as? any ClosableManager)?.closeAll()
+            }
+        }
+    }
+
     /// The connection manager of `core` for this client (made on first use). Call on `core`.
     public func manager(on core: Core) throws -> ConnectionManager<RPCConnection<Dialer.Connection>> {
         let registry = try core.local(ClientRegistry.self) { ClientRegistry() }
-        let key = ObjectIdentifier(self)
-        if let manager = registry.managers[key] as? ConnectionManager<RPCConnection<Dialer.Connection>> { return manager }
+        if let manager = registry.managers[key]?.manager as? ConnectionManager<RPCConnection<Dialer.Connection>> { return manager }
         let (dialer, configuration) = (self.dialer, self.configuration)
         let manager = ConnectionManager<RPCConnection<Dialer.Connection>>(
             core: core, pool: poolConfiguration, backoff: backoff, logger: configuration.logger
         ) { address, core in
             try RPCConnection(try await dialer.dial(address, on: core), configuration: configuration)
         }
-        registry.managers[key] = manager
+        // Expired connections close even if their peer is never called again.
+        let sweeper = try? core.spawn { await manager.pool.runSweeper(on: core) }
+        registry.managers[key] = .init(manager: manager, sweeper: sweeper)
         return manager
     }
 
@@ -66,9 +85,9 @@ public final class RPCClient<Dialer: TransportDialer>: Sendable {
         let connection: RPCConnection<Dialer.Connection>
         do {
             manager = try self.manager(on: core)
-            connection = try await manager.connection(to: peer)
+            connection = try await manager.connection(to: peer, deadline: options.deadline)
         } catch let error as PoolError {
-            throw RPCError(.unavailable, error.message)
+            throw RPCError(error.code == .timedOut ? .deadlineExceeded : .unavailable, error.message)
         } catch is CancellationError {
             throw RPCError(.cancelled, "the call was cancelled")
         } catch {
@@ -111,7 +130,27 @@ public final class RPCClient<Dialer: TransportDialer>: Sendable {
     }
 }
 
-/// The per-core managers of every ``RPCClient`` (core-local).
+/// The per-core managers of every ``RPCClient`` (core-local), by client key.
 final class ClientRegistry {
-    var managers: [ObjectIdentifier: AnyObject] = [:]
+    struct Entry {
+        let manager: AnyObject
+        /// The task that sweeps the manager's pool, cancelled with the client.
+        let sweeper: Task<Void, Never>?
+    }
+    var managers: [UInt64: Entry] = [:]
+}
+
+/// Keys of ``RPCClient``s, unique for the process's life.
+enum RPCClientKey {
+    private static let counter = Atomic<UInt64>(0)
+    static func next() -> UInt64 { counter.add(1, ordering: .relaxed).newValue }
+}
+
+/// A manager whose connections can be closed without knowing its connection type.
+protocol ClosableManager: AnyObject {
+    func closeAll() async
+}
+
+extension ConnectionManager: ClosableManager {
+    func closeAll() async { await pool.closeAll() }
 }

@@ -18,6 +18,8 @@ public final class RPCConnection<T: Transport> {
     // Confined to the core's thread: no dynamic exclusivity checks on the per-call state (see TCPTransport).
     @exclusivity(unchecked) private var pending = PendingCalls()
     private let room: CoreWaitQueue
+    /// Who waits for the last call in flight to end (``closeWhenIdle()``).
+    private let idleWaiters: CoreWaitQueue
     @exclusivity(unchecked) private var peerLimit = Int.max
     @exclusivity(unchecked) private var peerMetadataLimit = Int.max
     @exclusivity(unchecked) private var failure: RPCError?
@@ -41,6 +43,7 @@ public final class RPCConnection<T: Transport> {
         self.core = transport.core
         self.configuration = configuration
         self.room = CoreWaitQueue(core: transport.core)
+        self.idleWaiters = CoreWaitQueue(core: transport.core)
         self.writer = FrameWriter { [unowned transport] capacity in transport.allocateBuffer(capacity: capacity) }
         // The handler holds this connection until the transport's end, which it hears last.
         try transport.startReceiving { [self] event in received(event) }
@@ -100,6 +103,26 @@ public final class RPCConnection<T: Transport> {
         await fail(RPCError(.connectionLost, "the connection was closed"))
     }
 
+    /// Whether calls are waiting for their responses.
+    public var hasWorkInFlight: Bool { pending.count > 0 }
+
+    /// Closes the connection once no call waits for its response (at once if none does): how
+    /// a pool retires a connection that may still be in use. Calls made meanwhile delay it.
+    public func closeWhenIdle() async {
+        while pending.count > 0 && failure == nil {
+            try? await idleWaiters.wait()
+        }
+        await close()
+    }
+
+    /// A call's slot is free again: a caller waiting for room may go, and a close waiting for
+    /// the last call may too.
+    @inline(__always)
+    private func callEnded() {
+        room.signalOne()
+        if pending.count == 0 && !idleWaiters.isEmpty { idleWaiters.signalAll() }
+    }
+
     // MARK: Calls
 
     @inline(__always)  // once per call: inlined, it takes no async frame of its own
@@ -140,10 +163,14 @@ public final class RPCConnection<T: Transport> {
             // Queued at once when the transport has room: no suspension, no async frame.
             if try !transport.trySend(head, body) { try await transport.send(head, body) }
         } catch {
-            pending.remove(id)
+            if kind == .request {
+                pending.remove(id)
+                callEnded()
+            }
             if let error = error as? TransportError, error.code == .frameTooLarge {  // nothing was sent: the connection carries on
                 throw RPCError(.resourceExhausted, "the request is larger than the connection carries (\(error.message))")
             }
+            if error is CancellationError { throw RPCError(.cancelled, "cancelled while the request waited for room to be sent") }
             throw RPCError(.connectionLost, "the request could not be sent: \(error)")
         }
         return id
@@ -160,7 +187,7 @@ public final class RPCConnection<T: Transport> {
             } catch {
                 if !pending.isAnswered(id) {
                     pending.remove(id)
-                    room.signalOne()
+                    callEnded()
                     let failure = Self.waitError(error)
                     if failure.code == .deadlineExceeded || failure.code == .cancelled {
                         // Tell the server to stop working on it; the response, if any, is ignored.
@@ -171,7 +198,7 @@ public final class RPCConnection<T: Transport> {
             }
         }
         let call = pending.remove(id)
-        room.signalOne()
+        callEnded()
         guard let call else { throw RPCError(.connectionLost, "the connection ended") }
         if let response = call.response { return response }
         throw call.error ?? RPCError(.unknown, "no response")
@@ -269,6 +296,7 @@ public final class RPCConnection<T: Transport> {
         failure = error
         for id in pending.ids { complete(id) { $0.error = error } }
         room.signalAll()
+        idleWaiters.signalAll()
         if let keepalive { core.resume(keepalive) }
         return true
     }
