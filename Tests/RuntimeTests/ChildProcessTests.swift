@@ -22,9 +22,9 @@ struct ChildProcessTests {
         #expect(output.contains("EPERM"))
     }
 
-    @Test("A graceful shutdown with work in flight leaves no descriptor open and refuses later work")
-    func shutdownLeavesNoDescriptor() throws {
-        let (values, output, status) = try runChild("shutdown-fds")
+    @Test("A graceful shutdown, or a stop at once, with work in flight leaves no descriptor open (also those its tasks close on the way out) and refuses later work", arguments: ["shutdown-fds", "stop-fds"])
+    func shutdownLeavesNoDescriptor(scenario: String) throws {
+        let (values, output, status) = try runChild(scenario)
         #expect(status == 0, "child output: \(output)")
         // The work really held descriptors (listener, 16 sockets, rings) while in flight.
         #expect(Int(values["during"] ?? "") ?? 0 >= 20)

@@ -23,6 +23,12 @@ enum IOOperation {
     case close(fd: Int32)
     case nop
 
+    /// Whether it closes a descriptor (a stopping core still starts these).
+    var isClose: Bool {
+        if case .close = self { return true }
+        return false
+    }
+
     /// The descriptor the operation works on, if any.
     var fd: Int32? {
         switch self {

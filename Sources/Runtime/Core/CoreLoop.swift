@@ -111,7 +111,9 @@ final class CoreLoop {
     /// Starts a reserved operation; its completion resumes `continuation`.
     func start(_ id: OperationID, _ operation: IOOperation, continuation: UnsafeContinuation<Completion, Never>) {
         table.begin(id, state: .inFlight, continuation: continuation)
-        if table.isCancelRequested(id) || stopping {
+        // A stopping core starts nothing new, except a close: the descriptor has left the
+        // core's owned set already, so a close not done here would be done by no one.
+        if table.isCancelRequested(id) || (stopping && !operation.isClose) {
             complete(token: id.token, result: -ECANCELED, flags: 0)
             return
         }
