@@ -66,8 +66,10 @@ public final class TCPListener: TransportListener {
 
     /// Waits for the next connection; it lives on this listener's core.
     public func accept() async throws -> TCPTransport {
-        guard !closed else { throw TransportError(.closed, "the listener is closed") }
         while true {
+            // Checked on every turn: a close during the pause after EMFILE frees the number,
+            // which another socket may take before the next accept.
+            guard !closed else { throw TransportError(.closed, "the listener is closed") }
             let accepted: Int32
             do {
                 accepted = try await core.accept(fd).fd
