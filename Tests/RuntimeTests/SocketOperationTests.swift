@@ -77,6 +77,28 @@ struct SocketOperationTests {
         }
     }
 
+    @Test("A poll for both directions completes when the socket becomes writable alone")
+    func pollEitherDirection() async throws {
+        try await withRuntime { runtime in
+            let writable = try await runtime.run(on: 0) { core in
+                let (a, b) = try Socket.pair()
+                try Socket.setOption(a, SOL_SOCKET, SO_SNDBUF, 4096)
+                let block = RawBuffer([UInt8](repeating: 7, count: 1000))
+                while try core.sendNow(a, block.readable) > 0 {}  // full: not writable, nothing to read
+                let poll = try core.spawn { try await core.poll(a, events: Int16(POLLIN | POLLOUT)) }
+                await Task.yield()
+                // The peer reads everything: `a` becomes writable, and still has nothing to read.
+                let buffer = RawBuffer(count: 64 * 1024)
+                while recv(b, buffer.bytes.baseAddress, buffer.bytes.count, Int32(MSG_DONTWAIT)) > 0 {}
+                let events = try await poll.value
+                try await core.close(a)
+                try await core.close(b)
+                return events & Int16(POLLOUT) != 0
+            }
+            #expect(writable)
+        }
+    }
+
     @Test("sendNow takes what the socket has room for, returns 0 when it is full, and throws EPIPE once the peer has gone")
     func sendNow() async throws {
         try await withRuntime { runtime in

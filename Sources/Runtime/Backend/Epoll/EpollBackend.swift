@@ -222,7 +222,11 @@ final class EpollBackend: IOBackend {
                 let fd = event.data.fd
                 let bits = event.events
                 let failed = bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0
-                if failed || bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 { progress(fd, writers: false) }
+                if failed || bits & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0 {
+                    progress(fd, writers: false)
+                } else if bits & EPOLLOUT.rawValue != 0 && readerHeadWantsWritable(fd) {
+                    progress(fd, writers: false)  // a poll for both directions waits with the readers
+                }
                 if failed || bits & EPOLLOUT.rawValue != 0 { progress(fd, writers: true) }
             }
         }
@@ -240,6 +244,15 @@ final class EpollBackend: IOBackend {
             handler(token, result, flags)
         }
         return reported
+    }
+
+    /// Whether the first waiting reader of `fd` is a poll that writability completes too (one
+    /// for `POLLIN | POLLOUT`, queued with the readers).
+    private func readerHeadWantsWritable(_ fd: Int32) -> Bool {
+        switch descriptors[fd]?.readers.first?.operation {
+        case .poll(_, let events)?, .pollRepeating(_, let events)?: events & UInt32(POLLOUT) != 0
+        default: false
+        }
     }
 
     /// Retries the waiting operations of one direction in order until one would block.
