@@ -3,6 +3,7 @@ import Glibc
 #endif
 import NetRuntime
 import NetTestSupport
+import Synchronization
 import Testing
 
 @Suite("Many pending operations", .timeLimit(.minutes(1)))
@@ -25,8 +26,10 @@ struct PendingOperationsTests {
             let fds = sockets.flatMap { [$0.0, $0.1] }
             let before = try await runtime.run(on: 0) { core in core.statistics.submissionQueueFull }
 
+            let ended = EndFlag()
             let receivers = try runtime.spawn(on: 0) { core in
-                try await withThrowingTaskGroup(of: Bool.self) { group in
+                defer { ended.set() }
+                return try await withThrowingTaskGroup(of: Bool.self) { group in
                     for (i, fd) in fds.enumerated() {
                         group.addTask {
                             let buffer = RawBuffer(count: 4)
@@ -41,7 +44,16 @@ struct PendingOperationsTests {
                     return all
                 }
             }
-            try await waitForPending(runtime, atLeast: fds.count)
+            // Until every recv is pending, or the receivers have ended early (a recv failed:
+            // its error is then the test's failure, where waiting on would spin for good).
+            try await runtime.run(on: 0) { core in
+                while core.statistics.pendingOperations < fds.count && !ended.isSet { await Task.yield() }
+            }
+            if ended.isSet {
+                _ = try await receivers.value
+                Issue.record("the receivers ended before every recv was pending")
+                return
+            }
             let queueFull = try await runtime.run(on: 0) { core in core.statistics.submissionQueueFull } - before
             // Only now, with every recv pending, does any data arrive: each end gets its own tag
             // from its peer.
@@ -61,4 +73,11 @@ struct PendingOperationsTests {
     static func tag(_ i: Int) -> [UInt8] {
         withUnsafeBytes(of: UInt32(i).littleEndian) { Array($0) }
     }
+}
+
+/// Set once, read from any thread.
+final class EndFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
