@@ -74,7 +74,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         }
         closeEvicted(evicted, reason: "expired or unusable")
         guard !list.isEmpty else {
-            entries[key] = nil
+            drop(key)
             return nil
         }
         let index = (turn[key] ?? 0) % list.count
@@ -98,7 +98,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         while count > max(configuration.maximumTotal, 1) {
             guard let (victimKey, index) = leastRecentlyUsed(excluding: connection) else { break }
             evicted.append(entries[victimKey]!.remove(at: index).connection)
-            if entries[victimKey]!.isEmpty { entries[victimKey] = nil }
+            if entries[victimKey]!.isEmpty { drop(victimKey) }
         }
         closeEvicted(evicted, reason: "limit")
         sizeGauge.record(count)
@@ -109,7 +109,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         for (key, list) in entries {
             if let index = list.firstIndex(where: { $0.connection === connection }) {
                 entries[key]!.remove(at: index)
-                if entries[key]!.isEmpty { entries[key] = nil }
+                if entries[key]!.isEmpty { drop(key) }
                 sizeGauge.record(count)
                 return
             }
@@ -126,7 +126,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
             let alive = list.filter { isAlive($0, now: now) }
             if alive.count != list.count {
                 evicted += list.filter { !isAlive($0, now: now) }.map(\.connection)
-                entries[key] = alive.isEmpty ? nil : alive
+                if alive.isEmpty { drop(key) } else { entries[key] = alive }
             }
         }
         closeEvicted(evicted, reason: "sweep")
@@ -148,8 +148,15 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
     public func closeAll() async {
         let all = entries.values.flatMap { $0.map(\.connection) }
         entries.removeAll()
+        turn.removeAll()
         for connection in all { await connection.close() }
         sizeGauge.record(0)
+    }
+
+    /// Forgets `key` once it has no connection left (its turn too: keys come and go with peers).
+    private func drop(_ key: Key) {
+        entries[key] = nil
+        turn[key] = nil
     }
 
     private func isAlive(_ entry: Entry, now: Deadline) -> Bool {

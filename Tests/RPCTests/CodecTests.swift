@@ -80,6 +80,24 @@ struct CodecTests {
         #expect(decode([7], as: String?.self) == .invalidTag(7))
         #expect(decode([0xFF, 0xFF, 0xFF, 0x0F], as: [Int].self) == .invalidLength(0x1FF_FFFF))
         #expect(decode([5, 0x61], as: String.self) == .invalidLength(5))
+        // A varint longer than its type allows, though its value fits: 0 in ten bytes.
+        #expect(decode([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], as: UInt32.self) == .overflow)
+        #expect(decode([0x80, 0x80, 0x80, 0x80, 0x00], as: UInt32.self) == nil)  // five bytes: allowed
+        #expect(decode([0x80, 0x80, 0x80, 0x80, 0x80, 0x00], as: Int32.self) == .overflow)
+    }
+
+    @Test("Arrays and optionals nest at most maximumDepth (64) deep: a deeper payload is a typed error, not a stack overflow")
+    func nestingDepth() {
+        func decode<T: WireCodable>(_ bytes: [UInt8], as _: T.Type) -> WireDecodingError? {
+            do { _ = try WireCodec<T>().decode(Message(bytes)); return nil } catch { return error as? WireDecodingError }
+        }
+        // A million levels of `Some`, for a type that nests without end.
+        #expect(decode([UInt8](repeating: 1, count: 1_000_000) + [0], as: Chain.self) == .tooDeep(64))
+        // 64 levels decode.
+        #expect(decode([UInt8](repeating: 1, count: 63) + [0], as: Chain.self) == nil)
+        var decoder = WireDecoder(Message([UInt8](repeating: 1, count: 40) + [0]))
+        decoder.maximumDepth = 8
+        #expect(throws: WireDecodingError.tooDeep(8)) { _ = try decoder.decode(Chain.self) }
     }
 
     @Test("The raw codec passes a message through without a copy; JSON carries Codable types")
@@ -92,4 +110,12 @@ struct CodecTests {
         #expect(RawCodec().decode(message).isBacked(by: storage))
         #expect(try roundTrip(JSONCodec<[String: Int]>(), ["a": 1]) == ["a": 1])
     }
+}
+
+/// A type that nests without end: an optional link to another.
+final class Chain: WireCodable {
+    let next: Chain?
+    init(next: Chain?) { self.next = next }
+    func encode(to encoder: inout WireEncoder) { next.encode(to: &encoder) }
+    init(from decoder: inout WireDecoder) throws { next = try Chain?(from: &decoder) }
 }

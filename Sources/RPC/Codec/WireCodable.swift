@@ -33,6 +33,8 @@ public enum WireDecodingError: Error, Equatable {
     case invalidLength(UInt64)
     /// Bytes left after the value.
     case trailingBytes(Int)
+    /// Arrays and optionals nested deeper than ``WireDecoder/maximumDepth``.
+    case tooDeep(Int)
 }
 
 /// Appends values in the wire codec's format.
@@ -71,9 +73,23 @@ public struct WireEncoder {
 /// Reads values in the wire codec's format from a received payload.
 public struct WireDecoder {
     private var reader: ByteReader
+    /// How deep arrays and optionals may nest (each level is a call on the core's stack, and a
+    /// peer pays one byte a level). Default 64.
+    public var maximumDepth = 64
+    private var depth = 0
 
     /// A decoder at the start of `payload`.
     public init(_ payload: Message) { reader = ByteReader(payload) }
+
+    /// Decodes a nested value (an array's elements, an optional's value) one level deeper.
+    ///
+    /// - Throws: ``WireDecodingError/tooDeep(_:)`` past ``maximumDepth``.
+    public mutating func nested<T>(_ body: (inout WireDecoder) throws -> T) throws -> T {
+        guard depth < maximumDepth else { throw WireDecodingError.tooDeep(maximumDepth) }
+        depth += 1
+        defer { depth -= 1 }
+        return try body(&self)
+    }
 
     /// Bytes not yet read.
     public var remaining: Int { reader.remaining }
@@ -83,17 +99,20 @@ public struct WireDecoder {
     /// Reads a value.
     public mutating func decode<T: WireCodable>(_: T.Type = T.self) throws -> T { try T(from: &self) }
 
-    /// Reads an unsigned varint.
-    public mutating func decodeVarint() throws(WireDecodingError) -> UInt64 {
+    /// Reads an unsigned varint of at most `maximumBytes` bytes (10 for 64 bits; a type of
+    /// `bits` bits takes at most `(bits + 6) / 7`, and a longer one is an error).
+    public mutating func decodeVarint(maximumBytes: Int = 10) throws(WireDecodingError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
+        var count = 0
         while true {
             guard let byte = try? reader.readByte() else { throw .truncated }
+            count += 1
             if shift == 63 && byte > 1 { throw .overflow }
             result |= UInt64(byte & 0x7F) << shift
             if byte < 0x80 { return result }
             shift += 7
-            if shift > 63 { throw .overflow }
+            if shift > 63 || count >= maximumBytes { throw .overflow }
         }
     }
 
@@ -130,7 +149,7 @@ public struct WireDecoder {
 extension WireCodable where Self: FixedWidthInteger & UnsignedInteger {
     public func encode(to encoder: inout WireEncoder) { encoder.encodeVarint(UInt64(self)) }
     public init(from decoder: inout WireDecoder) throws {
-        let value = try decoder.decodeVarint()
+        let value = try decoder.decodeVarint(maximumBytes: (Self.bitWidth + 6) / 7)
         guard let exact = Self(exactly: value) else { throw WireDecodingError.overflow }
         self = exact
     }
@@ -142,7 +161,7 @@ extension WireCodable where Self: FixedWidthInteger & SignedInteger {
         encoder.encodeVarint(UInt64(bitPattern: (wide << 1) ^ (wide >> 63)))  // zigzag
     }
     public init(from decoder: inout WireDecoder) throws {
-        let raw = try decoder.decodeVarint()
+        let raw = try decoder.decodeVarint(maximumBytes: (Self.bitWidth + 6) / 7)
         let wide = Int64(bitPattern: (raw >> 1) ^ (0 &- (raw & 1)))
         guard let exact = Self(exactly: wide) else { throw WireDecodingError.overflow }
         self = exact
@@ -202,12 +221,15 @@ extension Array: WireCodable where Element: WireCodable {
         for element in self { element.encode(to: &encoder) }
     }
     public init(from decoder: inout WireDecoder) throws {
-        // Every element takes at least one byte: a count above the bytes left is a lie, and
-        // reserving for it would let a peer make us allocate without bound.
+        // Every element takes at least one byte: a count above the bytes left is a lie. Even
+        // within them, an element may take far more memory than wire bytes, so the claimed
+        // count reserves at most 64 KiB; the array grows as elements actually decode.
         let count = try decoder.decodeLength()
         self.init()
-        reserveCapacity(count)
-        for _ in 0..<count { append(try Element(from: &decoder)) }
+        reserveCapacity(Swift.min(count, Swift.max(1, 65_536 / Swift.max(1, MemoryLayout<Element>.stride))))
+        try decoder.nested { decoder in
+            for _ in 0..<count { append(try Element(from: &decoder)) }
+        }
     }
 }
 
@@ -224,7 +246,7 @@ extension Optional: WireCodable where Wrapped: WireCodable {
         let tag: UInt8 = try decoder.decodeFixed()
         switch tag {
         case 0: self = .none
-        case 1: self = .some(try Wrapped(from: &decoder))
+        case 1: self = .some(try decoder.nested { try Wrapped(from: &$0) })
         default: throw WireDecodingError.invalidTag(tag)
         }
     }
