@@ -280,6 +280,38 @@ struct RPCBadInputTests {
         }
     }
 
+    @Test("Oversize metadata is refused as the protocol says: before the hello, the connection closes; on a one-way call, nothing is sent back; on a duplicate call ID, the connection closes")
+    func oversizeMetadataEdges() async throws {
+        let small = RPCConfiguration.defaults { $0.maximumMetadataBytes = 64 }
+        let big: RPCMetadata = ["big": String(repeating: "m", count: 500)]
+        let (beforeHello, closed) = try await check(configuration: small) { raw in
+            try await raw.request(1, method: TestAPI.echo.id, payload: wireString("x"), metadata: big)
+            return (try await raw.next(), await raw.isClosedByServer())
+        }
+        #expect(beforeHello.kind == .error && beforeHello.callID == 0 && beforeHello.status?.code == .protocolError)
+        #expect(closed)
+
+        let afterOneWay = try await check(configuration: small) { raw in
+            try await raw.hello()
+            let head = raw.writer.call(.oneWay, callID: 2, method: .id(TestAPI.record.id), timeoutNanoseconds: nil, metadata: big)
+            try await raw.transport.send(head, Message(wireString("x")))
+            try await raw.transport.send(raw.writer.bare(.ping, callID: 5))
+            return try await raw.next()
+        }
+        #expect(afterOneWay.kind == .pong && afterOneWay.callID == 5)
+
+        let (duplicate, closedAgain) = try await check(configuration: small) { raw in
+            try await raw.hello()
+            var encoder = WireEncoder()
+            encoder.encode(5_000)
+            try await raw.request(7, method: TestAPI.hold.id, payload: encoder.bytes)
+            try await raw.request(7, method: TestAPI.echo.id, payload: wireString("x"), metadata: big)
+            return (try await raw.next(), await raw.isClosedByServer())
+        }
+        #expect(duplicate.kind == .error && duplicate.callID == 0 && duplicate.status?.code == .protocolError)
+        #expect(closedAgain)
+    }
+
     @Test("Oversize metadata: resourceExhausted for that call")
     func oversizeMetadata() async throws {
         let frame = try await check(configuration: .defaults { $0.maximumMetadataBytes = 64 }) { raw in

@@ -103,11 +103,15 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         do {
             frame = try RPCFrame.parse(message, maximumMetadataBytes: configuration.maximumMetadataBytes)
         } catch {
-            if error.fatal {
-                configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peerText)", "error": "\(error.error)"])
-                closeAfter(writer.status(.error, callID: 0, error.error))
-            } else if let callID = error.callID {
-                answer(writer.status(.error, callID: callID, error.error), callID: callID)
+            if error.fatal || !helloReceived {
+                // Before the hello nothing but a hello is valid, whatever else is wrong.
+                let status = error.fatal ? error.error : RPCError(.protocolError, "the first frame must be a hello")
+                configuration.logger.debug("rpc: closing a connection that broke the protocol", metadata: ["peer": "\(peerText)", "error": "\(status)"])
+                closeAfter(writer.status(.error, callID: 0, status))
+            } else if let callID = error.callID, calls[callID] != nil {
+                closeAfter(writer.status(.error, callID: 0, RPCError(.protocolError, "duplicate call ID \(callID)")))
+            } else if let callID = error.callID, error.kind != .oneWay {
+                answer(writer.status(.error, callID: callID, error.error), callID: callID)  // a one-way call gets nothing back
             }
             return
         }

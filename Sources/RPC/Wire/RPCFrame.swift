@@ -53,6 +53,16 @@ public struct FrameError: Error {
     public var callID: UInt64?
     public var error: RPCError
     public var fatal: Bool
+    /// The frame's kind, when the header was whole (a one-way call's error is not answered).
+    public var kind: FrameKind?
+
+    /// An error of the frame whose call ID (and kind) are known, if they are.
+    public init(callID: UInt64?, error: RPCError, fatal: Bool, kind: FrameKind? = nil) {
+        self.callID = callID
+        self.error = error
+        self.fatal = fatal
+        self.kind = kind
+    }
 }
 
 extension RPCFrame {
@@ -119,7 +129,8 @@ extension RPCFrame {
                 throw FrameError(
                     callID: frame.callID,
                     error: RPCError(.resourceExhausted, "metadata of \(total) bytes is over the limit of \(maximumMetadataBytes)"),
-                    fatal: Int(total) > reader.remaining)  // unparseable past it: the frame is cut short
+                    fatal: Int(total) > reader.remaining,  // unparseable past it: the frame is cut short
+                    kind: frame.kind)
             }
             guard Int(total) <= reader.remaining else { throw ByteReader.Truncated() }
             let end = reader.offset + Int(total)
