@@ -58,6 +58,8 @@ extension RDMATransport {
             slotPosted[slot] = false
             device.slab.free(slots[slot])
         }
+        for slot in abandonedSlots { device.slab.free(slots[slot]) }
+        abandonedSlots.removeAll()
         postReleasedReceives()  // torn down: to the slab
         // Work requests still posted will never complete now: release what they held and fail
         // the one-sided batches waiting on them.

@@ -110,34 +110,42 @@ extension RDMATransport {
         let slot = Int(completion.id.index)
         guard slots.indices.contains(slot) else { return }
         slotPosted[slot] = false
+        // From here the slot's buffer is neither posted nor lent: each way out that does not
+        // repost it or hand it to a message gives it up (`abandon`), or the slab would lose it.
         guard completion.succeeded else {
             if isOpen && !peerDisconnecting {
                 fail(TransportError(.connectionReset, "a receive failed: \(completion.statusText) (vendor error \(completion.vendorError))"))
             }
-            if tornDown { device.slab.free(slots[slot]) }
+            abandon(slot: slot)
             return
         }
-        guard isOpen else { return }
+        guard isOpen else {
+            abandon(slot: slot)
+            return
+        }
         guard let raw = completion.immediate, let immediate = ImmediateData(raw: raw) else {
-            fail(TransportError(.protocolViolation, "a message without valid immediate data"))
+            violation("a message without valid immediate data", slot: slot)
             return
         }
-        flow.creditsReturned(immediate.credits)
+        guard flow.creditsReturned(immediate.credits) == .accepted else {
+            violation("the peer returned \(immediate.credits) credits, more than it has receives", slot: slot)
+            return
+        }
         switch immediate.kind {
         case .credits:
             statistics.creditMessagesReceived += 1
             guard flow.creditReturnReceived() == .accepted else {
-                fail(TransportError(.protocolViolation, "the peer sent past its credits"))
+                violation("the peer sent past its credits", slot: slot)
                 return
             }
             repost(slot: slot)
         case .data:
             guard flow.dataReceived() == .accepted else {
-                fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))
+                violation("the peer sent a message past its credits", slot: slot)
                 return
             }
             guard completion.byteLength > 0 else {
-                fail(TransportError(.protocolViolation, "an empty data message"))
+                violation("an empty data message", slot: slot)
                 return
             }
             statistics.messagesReceived += 1
@@ -147,7 +155,7 @@ extension RDMATransport {
             messagesArrived()
         case .rendezvous, .rendezvousDone:
             guard flow.dataReceived() == .accepted else {
-                fail(TransportError(.protocolViolation, "the peer sent a message past its credits"))
+                violation("the peer sent a message past its credits", slot: slot)
                 return
             }
             // A small control payload, parsed from the receive buffer. A done message's buffer
@@ -170,11 +178,28 @@ extension RDMATransport {
                 }
             } catch {
                 fail(error)
+                abandon(slot: slot)
                 return
             }
             repost(slot: slot)
         }
         postQueued()
+    }
+
+    /// Ends the connection for a broken protocol, giving up the receive buffer that showed it.
+    private func violation(_ text: String, slot: Int) {
+        fail(TransportError(.protocolViolation, text))
+        abandon(slot: slot)
+    }
+
+    /// A receive buffer that will be neither posted again nor lent to a message: back to the
+    /// slab now if the connection is torn down, else at its teardown.
+    func abandon(slot: Int) {
+        if tornDown {
+            device.slab.free(slots[slot])
+        } else {
+            abandonedSlots.append(slot)
+        }
     }
 
     /// The last message over `slot`'s buffer is gone: it is posted again at the core's next poll
@@ -219,6 +244,7 @@ extension RDMATransport {
             flow.receiveReposted()
         } else {
             fail(verbsError(.connectionReset, "ibv_post_recv"))
+            abandon(slot: slot)
         }
     }
 }

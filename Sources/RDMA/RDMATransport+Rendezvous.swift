@@ -118,6 +118,7 @@ extension RDMATransport {
                 (storage, localKey, _) = try device.allocateRegistered(request.length)
             } catch {
                 fail(error)
+                abandon(slot: read.slot)  // out of the pending reads: the teardown would not see it
                 return
             }
             // The message's storage holds the memory read into, and gives the request's receive
@@ -149,6 +150,9 @@ extension RDMATransport {
                 return
             }
         }
+        // A read left waiting for room behind unsignaled sends would wait for good on a quiet
+        // connection: a signaled credit message retires them.
+        if isOpen, !pendingReads.isEmpty, signals.unsignaledRun > 0 { returnCreditsIfDue(force: true) }
     }
 
     /// A READ finished: the message is whole; its token goes back to the sender.

@@ -94,6 +94,9 @@ public final class RDMATransport: Transport {
     @exclusivity(unchecked) var slotPosted: CoreList<Bool>
     /// Receive buffers whose messages are gone, to be posted again (see ``released(slot:)``).
     @exclusivity(unchecked) var releasedSlots = CoreList<Int>()
+    /// Receive buffers given up before the teardown (a receive that broke the protocol, failed,
+    /// or came after the end): freed by the teardown.
+    @exclusivity(unchecked) var abandonedSlots: [Int] = []
     /// Messages received, in order; a rendezvous message holds its place while it is read.
     @exclusivity(unchecked) var ready = Deque<Arrival>()
     let receivers: CoreWaitQueue

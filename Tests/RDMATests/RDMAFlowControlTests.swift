@@ -126,6 +126,20 @@ struct RDMAFlowControlTests {
         #expect(flow.canSendData)
     }
 
+    @Test("Credits returned past the peer's receives are an overrun, and are not counted")
+    func returnedPastReceives() {
+        var flow = CreditFlowController(dataSlots: 4, reservedSlots: 2, peerDataSlots: 3, peerReservedSlots: 2, creditReturnBatch: 2)
+        _ = flow.dataSent()
+        _ = flow.dataSent()
+        #expect(flow.creditsReturned(3) == .overrun)   // 3 + 3 left: more than the peer's 5 receives
+        #expect(flow.credits == 3)
+        #expect(flow.creditsReturned(2) == .accepted)  // back to all 5
+        #expect(flow.credits == 5)
+        #expect(flow.creditsReturned(1) == .overrun)
+        #expect(flow.creditsReturned(1 << 23) == .overrun)
+        #expect(flow.credits == 5)
+    }
+
     @Test("Credits come back piggybacked on data, or in a batch")
     func piggyback() {
         var flow = CreditFlowController(dataSlots: 4, reservedSlots: 2, peerDataSlots: 4, peerReservedSlots: 2, creditReturnBatch: 2)

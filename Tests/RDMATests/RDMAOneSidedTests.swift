@@ -50,6 +50,33 @@ struct RDMAOneSidedTests {
         }
     }
 
+    @Test("A batch as deep as the send queue, posted behind an unsignaled send on a quiet connection, completes (a signaled message retires the send)")
+    func fullBatchBehindUnsignaledSend() async throws {
+        try await withRuntime { runtime in
+            let (count, depth) = try await runtime.run(on: 0) { core -> (Int, Int) in
+                let (client, server, listener) = try await connectedPair(on: core)
+                var buffer = server.allocateBuffer(capacity: 65_536)
+                buffer.append(contentsOf: [UInt8](repeating: 3, count: 65_536))
+                let exposed = buffer.freeze()
+                try await server.send(Message(try server.remoteAccess(to: exposed).bytes))
+                let remote = try RemoteBuffer(parsing: try await client.recv())
+                // One small send, unsignaled (the batch of signals is larger than one)...
+                try await client.send(Message(payload(sender: 1, sequence: 0, size: 16)))
+                _ = try await server.recv()
+                #expect(client.signals.unsignaledRun > 0)
+                // ...then as many READs as the send queue holds: they need every slot.
+                let depth = client.signals.queueDepth
+                let reads = try await client.perform((0..<depth).map { .read(from: remote.slice(offset: $0 * 256 % 65_536, length: 256)!) })
+                await client.close()
+                await server.close()
+                await listener.close()
+                return (reads.filter { $0?.bytes == [UInt8](repeating: 3, count: 256) }.count, depth)
+            }
+            #expect(depth > 1)
+            #expect(count == depth)  // every READ came back
+        }
+    }
+
     @Test("A foreign buffer is exposed through the registration cache and read by the peer")
     func foreignBuffer() async throws {
         try await withRuntime { runtime in

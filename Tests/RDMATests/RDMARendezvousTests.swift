@@ -200,6 +200,28 @@ struct RDMARendezvousTests {
         }
     }
 
+    @Test("A peer that breaks the protocol again and again costs no registered memory: the receive buffer that showed each violation goes back to the slab")
+    func violationsLeakNoBuffers() async throws {
+        try await withRuntime { runtime in
+            let inUse = try await runtime.run(on: 0) { core -> [Int] in
+                var inUse: [Int] = []
+                for _ in 0..<3 {
+                    let (client, server, listener) = try await connectedPair(on: core)
+                    try client.sendControlForTesting(.rendezvousDone, [0, 0, 0, 42])  // a done for nothing lent
+                    _ = await caught { _ = try await server.recv() }
+                    await client.close()
+                    await server.close()
+                    await listener.close()
+                    _ = try await waitUntil(core) { client.tornDown && server.tornDown }
+                    inUse.append(server.device.slab.statistics.inUse)
+                }
+                return inUse
+            }
+            #expect(inUse.count == 3)
+            #expect(Set(inUse).count == 1, "chunks in use after each violation: \(inUse)")
+        }
+    }
+
     @Test("A large message from a foreign buffer is registered once, however often it is sent (registration cache)")
     func registrationCache() async throws {
         try await withRuntime { runtime in

@@ -32,6 +32,8 @@ public struct CreditFlowController: Sendable, Hashable {
     public private(set) var credits: Int
     /// How many of the peer's receives are kept for credit returns.
     public let peerReservedSlots: Int
+    /// All the peer's receives: more credits than this cannot exist.
+    public let peerSlots: Int
     /// How many of our receives are kept for the peer's credit returns.
     public let reservedSlots: Int
     /// Receives we reposted and have not yet told the peer about.
@@ -55,6 +57,7 @@ public struct CreditFlowController: Sendable, Hashable {
         precondition(dataSlots >= 2 && reservedSlots >= 2 && peerDataSlots >= 1 && peerReservedSlots >= 1)
         self.credits = peerDataSlots + peerReservedSlots
         self.peerReservedSlots = peerReservedSlots
+        self.peerSlots = peerDataSlots + peerReservedSlots
         self.reservedSlots = reservedSlots
         self.creditReturnBatch = min(max(2, creditReturnBatch), dataSlots)
         self.peerCreditsBound = dataSlots + reservedSlots
@@ -88,9 +91,15 @@ public struct CreditFlowController: Sendable, Hashable {
         return takeReturn()
     }
 
-    /// Records credits the peer returned.
-    public mutating func creditsReturned(_ count: Int) {
-        credits += max(0, count)
+    /// Records credits the peer returned: `.overrun` if that would give us more credits than
+    /// the peer has receives (it returned what it never had: sending on them would stall the
+    /// connection in receiver-not-ready retries), and then nothing is recorded.
+    @discardableResult
+    public mutating func creditsReturned(_ count: Int) -> ReceiveVerdict {
+        let count = max(0, count)
+        guard count <= peerSlots - credits else { return .overrun }
+        credits += count
+        return .accepted
     }
 
     private mutating func takeReturn() -> Int {
