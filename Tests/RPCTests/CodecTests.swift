@@ -84,6 +84,7 @@ struct CodecTests {
         #expect(decode([0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00], as: UInt32.self) == .overflow)
         #expect(decode([0x80, 0x80, 0x80, 0x80, 0x00], as: UInt32.self) == nil)  // five bytes: allowed
         #expect(decode([0x80, 0x80, 0x80, 0x80, 0x80, 0x00], as: Int32.self) == .overflow)
+        #expect(decode([2, 0xC3, 0x28], as: String.self) == .invalidUTF8)  // a lead byte, then no continuation
     }
 
     @Test("Arrays and optionals nest at most maximumDepth (64) deep: a deeper payload is a typed error, not a stack overflow")

@@ -312,6 +312,26 @@ struct RPCBadInputTests {
         #expect(closedAgain)
     }
 
+    @Test("Metadata that is not UTF-8 fails its call with protocolError; the connection carries on")
+    func metadataNotUTF8() async throws {
+        let (bad, good) = try await check { raw in
+            try await raw.hello()
+            let head = raw.writer.call(.request, callID: 1, method: .id(TestAPI.echo.id), timeoutNanoseconds: nil, metadata: ["k": "zz"])
+            var bytes = head.bytes
+            // The value's two bytes become a UTF-8 lead byte and a byte that cannot follow it.
+            let at = bytes.count - 2
+            #expect(bytes[at] == UInt8(ascii: "z") && bytes[at + 1] == UInt8(ascii: "z"))
+            bytes[at] = 0xC3
+            bytes[at + 1] = 0x28
+            try await raw.transport.send(Message(bytes), Message(wireString("x")))
+            let bad = try await raw.next()
+            try await raw.request(2, method: TestAPI.echo.id, payload: wireString("fine"))
+            return (bad, try await raw.next())
+        }
+        #expect(bad.kind == .error && bad.callID == 1 && bad.status?.code == .protocolError)
+        #expect(good.kind == .response && good.callID == 2)
+    }
+
     @Test("Oversize metadata: resourceExhausted for that call")
     func oversizeMetadata() async throws {
         let frame = try await check(configuration: .defaults { $0.maximumMetadataBytes = 64 }) { raw in

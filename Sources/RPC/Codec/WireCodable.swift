@@ -35,6 +35,8 @@ public enum WireDecodingError: Error, Equatable {
     case trailingBytes(Int)
     /// Arrays and optionals nested deeper than ``WireDecoder/maximumDepth``.
     case tooDeep(Int)
+    /// A string whose bytes are not valid UTF-8.
+    case invalidUTF8
 }
 
 /// Appends values in the wire codec's format.
@@ -139,7 +141,9 @@ public struct WireDecoder {
     /// Reads a length-prefixed UTF-8 string.
     public mutating func decodeString() throws(WireDecodingError) -> String {
         let count = try decodeLength()
-        guard let string = try? reader.readString(count: count) else { throw .truncated }
+        let read: String?
+        do { read = try reader.readUTF8(count: count) } catch { throw .truncated }
+        guard let string = read else { throw .invalidUTF8 }
         return string
     }
 }

@@ -41,6 +41,17 @@ public struct ByteReader {
         return string
     }
 
+    /// Reads `count` bytes that must be valid UTF-8: nil if they are not (the bytes are read).
+    public mutating func readUTF8(count: Int) throws(Truncated) -> String? {
+        guard count >= 0, remaining >= count, let base else {
+            if count == 0 { return "" }
+            throw Truncated()
+        }
+        let string = String(validating: UnsafeRawBufferPointer(start: base + offset, count: count), as: UTF8.self)
+        offset += count
+        return string
+    }
+
     /// Reads `count` bytes as a slice of the message (no copy).
     public mutating func readSlice(count: Int) throws(Truncated) -> Message {
         guard count >= 0, remaining >= count else { throw Truncated() }

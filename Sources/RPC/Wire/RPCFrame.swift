@@ -114,9 +114,16 @@ extension RPCFrame {
     }
 
     private static func parseCall(_ reader: inout ByteReader, into frame: inout RPCFrame, maximumMetadataBytes: Int) throws {
+        // Text that is not UTF-8 fails the call (the frame's end is known: the stream is sound);
+        // decoded leniently, each bad byte would grow to three and pass the metadata limit.
+        let (callID, kind) = (frame.callID, frame.kind)
+        func notUTF8(_ what: String) -> FrameError {
+            FrameError(callID: callID, error: RPCError(.protocolError, "\(what) that is not valid UTF-8"), fatal: false, kind: kind)
+        }
         if frame.flags.contains(.methodName) {
             let length: UInt8 = try reader.read()
-            frame.method = .name(try reader.readString(count: Int(length)))
+            guard let name = try reader.readUTF8(count: Int(length)) else { throw notUTF8("a method name") }
+            frame.method = .name(name)
         } else {
             frame.method = .id(try reader.read())
         }
@@ -136,9 +143,9 @@ extension RPCFrame {
             let end = reader.offset + Int(total)
             while reader.offset < end {
                 let keyLength: UInt8 = try reader.read()
-                let key = try reader.readString(count: Int(keyLength))
+                guard let key = try reader.readUTF8(count: Int(keyLength)) else { throw notUTF8("a metadata key") }
                 let valueLength: UInt16 = try reader.read()
-                let value = try reader.readString(count: Int(valueLength))
+                guard let value = try reader.readUTF8(count: Int(valueLength)) else { throw notUTF8("a metadata value") }
                 frame.metadata.entries.append((key: key, value: value))
             }
             guard reader.offset == end else { throw ByteReader.Truncated() }
