@@ -30,26 +30,24 @@ public struct ByteReader {
         return I(bigEndian: value)
     }
 
-    /// Reads `count` bytes as UTF-8.
+    /// Reads `count` bytes as UTF-8 (bytes that are not UTF-8 become U+FFFD).
     public mutating func readString(count: Int) throws(Truncated) -> String {
-        guard count >= 0, remaining >= count, let base else {
-            if count == 0 { return "" }
-            throw Truncated()
-        }
-        let string = String(decoding: UnsafeRawBufferPointer(start: base + offset, count: count), as: UTF8.self)
-        offset += count
-        return string
+        String(decoding: try take(count), as: UTF8.self)
     }
 
     /// Reads `count` bytes that must be valid UTF-8: nil if they are not (the bytes are read).
     public mutating func readUTF8(count: Int) throws(Truncated) -> String? {
+        String(validating: try take(count), as: UTF8.self)
+    }
+
+    /// The next `count` bytes, read.
+    private mutating func take(_ count: Int) throws(Truncated) -> UnsafeRawBufferPointer {
         guard count >= 0, remaining >= count, let base else {
-            if count == 0 { return "" }
+            if count == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
             throw Truncated()
         }
-        let string = String(validating: UnsafeRawBufferPointer(start: base + offset, count: count), as: UTF8.self)
-        offset += count
-        return string
+        defer { offset += count }
+        return UnsafeRawBufferPointer(start: base + offset, count: count)
     }
 
     /// Reads `count` bytes as a slice of the message (no copy).
