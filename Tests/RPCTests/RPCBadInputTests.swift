@@ -274,7 +274,7 @@ struct RPCBadInputTests {
                 #expect(server.connectionCount == 1)
                 try await raw.send([1, 77, 0, 0] + [UInt8](repeating: 0, count: 7) + [5])  // an unknown frame kind
                 // Ended by the server, with the client still reading nothing.
-                while server.connectionCount > 0 { try await core.sleep(for: .milliseconds(10)) }
+                await server.waitForConnections(atMost: 0)
                 await raw.transport.close()
             }
         }

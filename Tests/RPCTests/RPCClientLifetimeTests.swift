@@ -19,7 +19,7 @@ struct RPCClientLifetimeTests {
             client = nil
             let managersLeft = try await runtime.run(on: 0) { core in
                 // The server sees the connection end once the client's core has closed it.
-                while server.connectionCount > 0 { try await core.sleep(for: .milliseconds(5)) }
+                await server.waitForConnections(atMost: 0)
                 return try core.local(ClientRegistry.self) { ClientRegistry() }.managers.count
             }
             #expect(managersLeft == 0)

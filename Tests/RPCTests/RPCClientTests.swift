@@ -63,17 +63,21 @@ struct RPCClientTests {
             let (results, closedAfter) = try await runtime.run(on: 0) { core in
                 let calls = try (0..<2).map { _ in try core.spawn { try await client.call(TestAPI.hold, 1, to: peer) } }
                 await probe.until { $0.started.count == 2 }
-                let connection = try client.manager(on: core).pool.connection(for: peer)
+                let connection = try #require(try client.manager(on: core).pool.connection(for: peer))
                 server.beginDrain()
-                // Once the go-away has come, the pool evicts the connection when it meets it.
-                while try client.manager(on: core).pool.connection(for: peer) != nil { try await core.sleep(for: .milliseconds(5)) }
+                // Calls on the connection until one is refused: the server's go-away comes before
+                // its refusals, so the connection has heard it by then.
+                while (try? await connection.call(TestAPI.echo, "probe")) != nil {}
+                #expect(connection.isGoingAway)
+                // Gone away: the pool evicts the connection when it meets it.
+                #expect(try client.manager(on: core).pool.connection(for: peer) == nil)
                 // Let the eviction's close task run (an eager close would fail the calls here).
                 for _ in 0..<3 { try await core.yieldUntilTurnEnd() }
                 probe.open(1)
                 var results: [Int] = []
                 for call in calls { results.append(try await call.value) }
                 for _ in 0..<3 { try await core.yieldUntilTurnEnd() }  // the close once idle
-                return (results, connection?.isUsable == false)
+                return (results, !connection.isUsable)
             }
             #expect(results == [1, 1])
             #expect(closedAfter)

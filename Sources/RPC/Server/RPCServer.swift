@@ -24,7 +24,8 @@ public final class RPCServer: Sendable {
         var draining = false
         var cores: [ObjectIdentifier: Core] = [:]
         var connections = 0
-        var drainedWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Who waits for a state: ``drained()``, ``waitForConnections(atMost:)``.
+        var waiters: [(until: @Sendable (State) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     /// A server for `services`.
@@ -93,15 +94,24 @@ public final class RPCServer: Sendable {
                 await registry.drain(key)
             }
         }
-        checkDrained()
+        resumeWaiters()
     }
 
     /// Waits until every connection has ended after ``beginDrain()``.
     public func drained() async {
+        await wait { $0.draining && $0.connections == 0 }
+    }
+
+    /// Waits until at most `count` connections are being served (at once if that is so now).
+    public func waitForConnections(atMost count: Int) async {
+        await wait { $0.connections <= count }
+    }
+
+    private func wait(until condition: @escaping @Sendable (State) -> Bool) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = state.withLock { state -> Bool in
-                if state.draining && state.connections == 0 { return true }
-                state.drainedWaiters.append(continuation)
+                if condition(state) { return true }
+                state.waiters.append((condition, continuation))
                 return false
             }
             if done { continuation.resume() }
@@ -113,16 +123,22 @@ public final class RPCServer: Sendable {
 
     func connectionEnded() {
         state.withLock { $0.connections -= 1 }
-        checkDrained()
+        resumeWaiters()
     }
 
-    private func checkDrained() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard state.draining && state.connections == 0 else { return [] }
-            defer { state.drainedWaiters.removeAll() }
-            return state.drainedWaiters
+    /// Resumes the waiters whose state has come.
+    private func resumeWaiters() {
+        let ready = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            let now = state  // the conditions read a copy while the list changes
+            var ready: [CheckedContinuation<Void, Never>] = []
+            state.waiters.removeAll { waiter in
+                guard waiter.until(now) else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
         }
-        for waiter in waiters { waiter.resume() }
+        for continuation in ready { continuation.resume() }
     }
 
     private func register(_ core: Core) {

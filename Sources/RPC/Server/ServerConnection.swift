@@ -412,8 +412,11 @@ final class ServerConnection<T: Transport>: DrainableConnection {
         draining = true
         closeWithin(configuration.drainTimeout)
         let goAway = writer.status(.goAway, callID: highestCallID, RPCError(.unavailable, "the server is shutting down"))
+        // Queued now when there is room, so it goes before any answer to a later frame (a
+        // refusal with `unavailable` never reaches the client ahead of the go-away).
+        let queued = (try? transport.enqueue(goAway)) != nil
         _ = try? core.spawn { [self] in
-            try? await transport.send(goAway)
+            if !queued { try? await transport.send(goAway) }
             if calls.isEmpty { await close() }
         }
     }
