@@ -22,7 +22,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         /// Connections in all. Default 1,024.
         public var maximumTotal = 1024
         /// How often a sweeper started for the pool (``runSweeper(on:every:)``, as
-        /// `RPCClient` does on each core) evicts what has expired. Default 5 s.
+        /// `RPCClient` does on each core) evicts what has expired. Default 5 s; at least 10 ms.
         public var sweepInterval: Duration = .seconds(5)
         /// The defaults.
         public init() {}
@@ -137,7 +137,8 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
     /// Sweeps every `interval` (by default ``Configuration/sweepInterval``) on the core's timer
     /// until the task is cancelled.
     public func runSweeper(on core: Core, every interval: Duration? = nil) async {
-        let interval = interval ?? configuration.sweepInterval
+        // A zero or negative interval would have the sweeper spin on its core.
+        let interval = max(interval ?? configuration.sweepInterval, .milliseconds(10))
         while !Task.isCancelled {
             do { try await core.sleep(for: interval) } catch { return }
             sweep()

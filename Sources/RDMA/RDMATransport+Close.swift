@@ -14,10 +14,7 @@ extension RDMATransport {
         let deadline = Deadline.now + configuration.closeTimeout
         while isOpen, !pending.isEmpty || signals.inFlight > 0 || !lent.isEmpty || !readTokens.isEmpty,
               !deadline.hasPassed {
-            if pending.isEmpty && signals.unsignaledRun > 0 {
-                // Unsignaled sends never complete on their own: one signaled message retires them.
-                returnCreditsIfDue(force: true)
-            }
+            if pending.isEmpty { retireUnsignaledSends() }
             do {
                 try await senders.wait(deadline: deadline)
             } catch {

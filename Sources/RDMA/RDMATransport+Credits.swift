@@ -2,6 +2,13 @@ import CRDMA
 import NetTransport
 
 extension RDMATransport {
+    /// Unsignaled sends hold their send-queue slots until a later signaled one completes, which
+    /// a quiet connection may never post: whatever waits for those slots (a graceful close, a
+    /// one-sided batch, a rendezvous READ) posts one, a credit message, to retire them.
+    func retireUnsignaledSends() {
+        if isOpen && signals.unsignaledRun > 0 { returnCreditsIfDue(force: true) }
+    }
+
     /// Where credits are returned when no data message carries them: once `creditReturnBatch`
     /// reposted receives are waiting, a credit-only message (no payload, inline) takes them back
     /// to the peer. It uses one of the peer's receives kept for this (see

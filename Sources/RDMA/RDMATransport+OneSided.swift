@@ -111,9 +111,7 @@ extension RDMATransport {
         // Room in the send queue for the whole batch, after any batch already waiting.
         do {
             while isOpen, signals.inFlight + operations.count > signals.queueDepth {
-                // Unsignaled sends hold their slots until a signaled one completes, which on a
-                // quiet connection may never be posted: post one (a credit message) now.
-                if signals.unsignaledRun > 0 { returnCreditsIfDue(force: true) }
+                retireUnsignaledSends()
                 try await oneSidedWaiters.wait()
             }
             try checkOpen()

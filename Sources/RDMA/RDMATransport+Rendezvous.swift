@@ -150,9 +150,7 @@ extension RDMATransport {
                 return
             }
         }
-        // A read left waiting for room behind unsignaled sends would wait for good on a quiet
-        // connection: a signaled credit message retires them.
-        if isOpen, !pendingReads.isEmpty, signals.unsignaledRun > 0 { returnCreditsIfDue(force: true) }
+        if !pendingReads.isEmpty { retireUnsignaledSends() }  // a read left waiting for room
     }
 
     /// A READ finished: the message is whole; its token goes back to the sender.

@@ -222,62 +222,61 @@ struct RPCBadInputTests {
         }
     }
 
-    /// Answers held up by a raw client that reads none: 32 answers of 1 MiB from call tasks,
-    /// past what the socket buffers and the server's 64 KiB queue hold. Returns once every call
-    /// has run (each then sends, or waits to send, its answer).
-    static func stallAnswers(_ raw: RawClient, _ probe: Probe) async throws {
-        try await raw.hello()
-        var encoder = WireEncoder()
-        encoder.encode(1 << 20)
-        for id in 1...32 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.fillLater.id, payload: encoder.bytes) }
-        await probe.until { $0.recorded.count == 32 }
-    }
-
-    static let stallingServer = TCPConfiguration.defaults {
-        $0.maximumQueuedBytes = 64 * 1024
-        $0.closeFlushTimeout = .milliseconds(100)
+    /// Runs `body` on core 0 of a one-core runtime, with a raw client whose answers are held
+    /// up because it reads none: 32 answers of 1 MiB from call tasks, past what the socket
+    /// buffers and the server's 64 KiB queue hold. `body` starts once every call has run (each
+    /// then sends, or waits to send, its answer).
+    func withStalledClient<R: Sendable>(
+        _ configuration: RPCConfiguration, _ body: @escaping @Sendable (RPCServer, RawClient, SocketAddress, Core) async throws -> R
+    ) async throws -> R {
+        try await withRuntime(cores: 1) { runtime in
+            let probe = Probe()
+            let server = RPCServer(services: [TestService(probe: probe)], configuration: configuration)
+            let tcp = TCPConfiguration.defaults {
+                $0.maximumQueuedBytes = 64 * 1024
+                $0.closeFlushTimeout = .milliseconds(100)
+            }
+            let address = try startServer(runtime, server: server, tcp: tcp)
+            return try await runtime.run(on: 0) { core in
+                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
+                try await raw.hello()
+                var encoder = WireEncoder()
+                encoder.encode(1 << 20)
+                for id in 1...32 as ClosedRange<UInt64> { try await raw.request(id, method: TestAPI.fillLater.id, payload: encoder.bytes) }
+                await probe.until { $0.recorded.count == 32 }
+                let result = try await body(server, raw, address, core)
+                await raw.transport.close()
+                return result
+            }
+        }
     }
 
     @Test("A drain ends although a client reads nothing: its go-away cannot be sent, and the drain timeout closes it; other connections drain too")
     func drainPastAClientThatDoesNotRead() async throws {
-        try await withRuntime(cores: 1) { runtime in
-            let probe = Probe()
-            let server = RPCServer(services: [TestService(probe: probe)], configuration: .defaults { $0.drainTimeout = .milliseconds(300) })
-            let address = try startServer(runtime, server: server, tcp: Self.stallingServer)
-            let (closedByDrain, healthyRefused) = try await runtime.run(on: 0) { core in
-                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
-                try await Self.stallAnswers(raw, probe)
-                let healthy = try RPCConnection(try await TCPDialer().dial(address, on: core))
-                #expect(try await healthy.call(TestAPI.echo, "before") == "before")
-                server.beginDrain()
-                await server.drained()
-                var refused: RPCError?
-                do { _ = try await healthy.call(TestAPI.echo, "after") } catch { refused = error as? RPCError }
-                await healthy.close()
-                await raw.transport.close()
-                return (server.connectionCount == 0, refused != nil)
-            }
-            #expect(closedByDrain)
-            #expect(healthyRefused)
+        let (closedByDrain, healthyRefused) = try await withStalledClient(.defaults { $0.drainTimeout = .milliseconds(300) }) { server, _, address, core in
+            let healthy = try RPCConnection(try await TCPDialer().dial(address, on: core))
+            #expect(try await healthy.call(TestAPI.echo, "before") == "before")
+            server.beginDrain()
+            await server.drained()
+            var refused: RPCError?
+            do { _ = try await healthy.call(TestAPI.echo, "after") } catch { refused = error as? RPCError }
+            await healthy.close()
+            return (server.connectionCount == 0, refused != nil)
         }
+        #expect(closedByDrain)
+        #expect(healthyRefused)
     }
 
     @Test("A client that reads nothing and then breaks the protocol is closed within the close timeout, though its error cannot be sent")
     func brokenProtocolWhileAnswersWait() async throws {
-        try await withRuntime(cores: 1) { runtime in
-            let probe = Probe()
-            let server = RPCServer(services: [TestService(probe: probe)], configuration: .defaults { $0.closeTimeout = .milliseconds(200) })
-            let address = try startServer(runtime, server: server, tcp: Self.stallingServer)
-            try await runtime.run(on: 0) { core in
-                let raw = RawClient(transport: try await TCPDialer().dial(address, on: core))
-                try await Self.stallAnswers(raw, probe)
-                #expect(server.connectionCount == 1)
-                try await raw.send([1, 77, 0, 0] + [UInt8](repeating: 0, count: 7) + [5])  // an unknown frame kind
-                // Ended by the server, with the client still reading nothing.
-                await server.waitForConnections(atMost: 0)
-                await raw.transport.close()
-            }
+        let stillOpen = try await withStalledClient(.defaults { $0.closeTimeout = .milliseconds(200) }) { server, raw, _, _ in
+            let stillOpen = server.connectionCount == 1
+            try await raw.send([1, 77, 0, 0] + [UInt8](repeating: 0, count: 7) + [5])  // an unknown frame kind
+            // Ended by the server, with the client still reading nothing.
+            await server.waitForConnections(atMost: 0)
+            return stillOpen
         }
+        #expect(stillOpen)
     }
 
     @Test("Oversize metadata is refused as the protocol says: before the hello, the connection closes; on a one-way call, nothing is sent back; on a duplicate call ID, the connection closes")

@@ -3,7 +3,6 @@ import Glibc
 #endif
 import NetRuntime
 import NetTestSupport
-import Synchronization
 import Testing
 
 @Suite("Many pending operations", .timeLimit(.minutes(1)))
@@ -26,7 +25,7 @@ struct PendingOperationsTests {
             let fds = sockets.flatMap { [$0.0, $0.1] }
             let before = try await runtime.run(on: 0) { core in core.statistics.submissionQueueFull }
 
-            let ended = EndFlag()
+            let ended = Flag()
             let receivers = try runtime.spawn(on: 0) { core in
                 defer { ended.set() }
                 return try await withThrowingTaskGroup(of: Bool.self) { group in
@@ -75,9 +74,3 @@ struct PendingOperationsTests {
     }
 }
 
-/// Set once, read from any thread.
-final class EndFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
-}

@@ -14,11 +14,6 @@ private final class WatchRecord: Sendable {
     var count: Int { results.withLock { $0.count } }
 }
 
-/// A flag another thread sets.
-private final class Flag: Sendable {
-    let value = Atomic<Bool>(false)
-}
-
 /// Records each call; asks again from inside the call when `rearm` is set.
 private final class RecordingHandler: CoreReadinessHandler {
     let core: Core
@@ -96,10 +91,10 @@ struct ReadinessWatchTests {
                 var waiter: CoreWakeHandle?
                 handler.onCall = { if let waiter { core.resume(waiter, result: 9) } }
                 try core.whenReadable(readEnd, handler)
-                return try await suspendOnCore(core) { waiter = $0; armed.value.store(true, ordering: .releasing) }
+                return try await suspendOnCore(core) { waiter = $0; armed.set() }
             }
             // Written from this thread while the core has nothing to do: it polls, or it parks.
-            while !armed.value.load(ordering: .acquiring) { await Task.yield() }
+            while !armed.isSet { await Task.yield() }
             let byte: UInt8 = 1
             _ = withUnsafeBytes(of: byte) { write(writeEnd, $0.baseAddress, 1) }
             let value = try await resumed
@@ -118,12 +113,12 @@ struct ReadinessWatchTests {
         try await withRuntime { runtime in
             async let spun = runtime.run(on: 0) { core -> Int in
                 _ = try core.watchReadable(readEnd, RecordingHandler(core: core, fd: readEnd, record: record))
-                armed.value.store(true, ordering: .releasing)
+                armed.set()
                 var turns = 0
                 while record.count == 0 { await Task.yield(); turns += 1 }  // never idle, never parked
                 return turns
             }
-            while !armed.value.load(ordering: .acquiring) { await Task.yield() }
+            while !armed.isSet { await Task.yield() }
             let byte: UInt8 = 1
             _ = withUnsafeBytes(of: byte) { write(writeEnd, $0.baseAddress, 1) }
             let turns = try await spun

@@ -3,7 +3,15 @@ import Glibc
 #endif
 import NetRuntime
 import NetTestSupport
+import Synchronization
 import Testing
+
+/// A flag one thread sets and another reads.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
 
 /// Whether the tests run under the epoll backend.
 var isEpoll: Bool {
