@@ -184,7 +184,7 @@ public final class ConnectionPool<Key: Hashable & Sendable, Connection: PooledCo
         // yields, once that connection's calls in flight have ended (eviction fails no call).
         guard let executor = Core.currentExecutor else { return }
         for connection in evicted {
-            nonisolated(unsafe) let closing = connection  // Unsafe boundary: closed by a task on this same core.
+            nonisolated(unsafe) let closing = connection  // Unsafe boundary: a core-local connection goes to a task that prefers this core, so it stays on its thread.
             Task(executorPreference: executor) { @concurrent in await closing.closeWhenIdle() }
         }
     }

@@ -110,7 +110,8 @@ public final class RPCConnection<T: Transport> {
     /// a pool retires a connection that may still be in use. Calls made meanwhile delay it.
     public func closeWhenIdle() async {
         while pending.count > 0 && failure == nil {
-            try? await idleWaiters.wait()
+            // A wait that fails (the core is stopping) ends the wait for idleness: close now.
+            do { try await idleWaiters.wait() } catch { break }
         }
         await close()
     }
